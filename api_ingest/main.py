@@ -1,0 +1,172 @@
+"""FastAPI ingest service: validates products and categories and produces them to Kafka.
+
+    uvicorn api_ingest.main:app --host 127.0.0.1 --port 8000      (docs at /docs)
+
+A 2xx answer means every record of the request is acknowledged by the Kafka broker (acks=all).
+Batches are all-or-nothing: one invalid record rejects the whole batch with 422, listing the index and
+field of every invalid record, and nothing of it is produced.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from api_ingest.producer import DeliveryError, RecordProducer
+from lakehouse.net import any_bootstrap_reachable
+from lakehouse.schemas import Category, Product
+from lakehouse.settings import settings
+
+log = logging.getLogger("api_ingest")
+
+MAX_BATCH_RECORDS = 10_000
+MAX_BODY_BYTES = 32 * 1024 * 1024
+RETRY_AFTER_SECONDS = 5
+NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-lines")
+
+
+class Accepted(BaseModel):
+    accepted: int
+    topic: str
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    app.state.producer = RecordProducer(settings.kafka_bootstrap_servers)
+    log.info("producing to %s", settings.kafka_bootstrap_servers)
+    try:
+        yield
+    finally:
+        app.state.producer.close()
+
+
+app = FastAPI(
+    title="Amazon products ingest API",
+    version="0.1.0",
+    description=__doc__,
+    lifespan=lifespan,
+)
+
+
+def require_api_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
+    if settings.api_key and x_api_key != settings.api_key:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong X-API-Key header")
+
+
+def _produce(request: Request, topic: str, keyed: Sequence[tuple[str, dict[str, Any]]]) -> Accepted:
+    try:
+        request.app.state.producer.send_records(topic, keyed)
+    except DeliveryError as error:
+        log.warning("%s", error)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "Kafka is unavailable; nothing of this request was accepted",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ) from error
+    return Accepted(accepted=len(keyed), topic=topic)
+
+
+def _batch_errors(error: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"index": e["loc"][0] if e["loc"] else None, "field": ".".join(map(str, e["loc"][1:])) or None,
+         "message": e["msg"], "input": e.get("input") if not isinstance(e.get("input"), dict) else None}
+        for e in error.errors(include_url=False)
+    ]
+
+
+async def _read_batch(request: Request) -> list[Any]:
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > MAX_BODY_BYTES:
+        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body over {MAX_BODY_BYTES} bytes")
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body over {MAX_BODY_BYTES} bytes")
+    is_ndjson = request.headers.get("content-type", "").split(";")[0].strip() in NDJSON_TYPES
+    try:
+        items = [json.loads(line) for line in body.splitlines() if line.strip()] if is_ndjson else json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"body is not valid JSON: {error}") from None
+    if not isinstance(items, list):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "a batch is a JSON array (or NDJSON lines)")
+    if len(items) > MAX_BATCH_RECORDS:
+        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                            f"a batch holds at most {MAX_BATCH_RECORDS} records, got {len(items)}")
+    return items
+
+
+def _validate_batch(items: list[Any], model: type[BaseModel]) -> list[BaseModel]:
+    try:
+        return TypeAdapter(list[model]).validate_python(items)  # type: ignore[valid-type]
+    except ValidationError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, _batch_errors(error)) from None
+
+
+def product_key(product: Product) -> str:
+    return product.asin
+
+
+def category_key(category: Category) -> str:
+    return str(category.id)
+
+
+def _keyed(records: Sequence[BaseModel], key: Callable[[Any], str]) -> list[tuple[str, dict[str, Any]]]:
+    return [(key(record), record.model_dump()) for record in records]
+
+
+AUTH = [Depends(require_api_key)]
+
+
+@app.post("/products", status_code=201, response_model=Accepted, dependencies=AUTH, tags=["products"])
+@app.post("/AmazonProduct", status_code=201, response_model=Accepted, dependencies=AUTH, tags=["aliases"])
+def post_product(product: Product, request: Request) -> Accepted:
+    """One product; the original project's `POST /AmazonProduct` is an alias."""
+    return _produce(request, settings.kafka_topic_products, _keyed([product], product_key))
+
+
+@app.post("/products/batch", status_code=201, response_model=Accepted, dependencies=AUTH, tags=["products"],
+          openapi_extra={"requestBody": {"content": {
+              "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Product"}}},
+              "application/x-ndjson": {"schema": {"type": "string"}}}, "required": True}})
+async def post_products(request: Request) -> Accepted:
+    """Many products as a JSON array or NDJSON, all-or-nothing."""
+    products = _validate_batch(await _read_batch(request), Product)
+    return await run_in_threadpool(_produce, request, settings.kafka_topic_products, _keyed(products, product_key))
+
+
+@app.post("/categories", status_code=201, response_model=Accepted, dependencies=AUTH, tags=["categories"])
+@app.post("/Category", status_code=201, response_model=Accepted, dependencies=AUTH, tags=["aliases"])
+def post_category(category: Category, request: Request) -> Accepted:
+    """One category; the original project's `POST /Category` is an alias."""
+    return _produce(request, settings.kafka_topic_categories, _keyed([category], category_key))
+
+
+@app.post("/categories/batch", status_code=201, response_model=Accepted, dependencies=AUTH, tags=["categories"],
+          openapi_extra={"requestBody": {"content": {
+              "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Category"}}},
+              "application/x-ndjson": {"schema": {"type": "string"}}}, "required": True}})
+async def post_categories(request: Request) -> Accepted:
+    """Many categories as a JSON array or NDJSON, all-or-nothing."""
+    categories = _validate_batch(await _read_batch(request), Category)
+    return await run_in_threadpool(_produce, request, settings.kafka_topic_categories, _keyed(categories, category_key))
+
+
+@app.get("/health", tags=["operations"])
+def health() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@app.get("/ready", tags=["operations"])
+def ready() -> JSONResponse:
+    """The Kafka broker is reachable, so records can be accepted."""
+    if any_bootstrap_reachable(settings.kafka_bootstrap_servers):
+        return JSONResponse({"status": "ready"})
+    return JSONResponse({"status": "kafka unreachable"}, status_code=503,
+                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})

@@ -1,0 +1,1 @@
+"""Shared pieces of the Amazon products lakehouse: settings, record schemas, topic names."""

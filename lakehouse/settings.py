@@ -1,0 +1,76 @@
+"""The only place that reads the environment.
+
+Every component imports `settings` from here. Each endpoint has a local default (the embedded stack
+started by `make run`) and is overridden by an environment variable of the same name in docker-compose
+or on a real cluster, e.g. KAFKA_BOOTSTRAP_SERVERS=broker1:9092,broker2:9092.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_API_KEY = "changethis"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    environment: str = Field("local", description="'local' (the embedded stack) or anything else")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_topic_products: str = "ingest-product"
+    kafka_topic_categories: str = "ingest-category"
+    kafka_topic_partitions: int = Field(3, gt=0)
+    kafka_replication_factor: int = Field(1, gt=0)
+
+    mongo_uri: str = "mongodb://127.0.0.1:27017/"
+    mongo_db: str = "amazon"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_url: str = "http://127.0.0.1:8000"
+    api_key: str = ""
+
+    dashboard_port: int = 8501
+
+    runtime_dir: Path = PROJECT_ROOT / "var"
+    lakehouse_path: Path | None = None
+    checkpoint_path: Path | None = None
+
+    spark_master: str = "local[2]"
+    spark_driver_memory: str = "1g"
+    spark_driver_host: str = "127.0.0.1"
+    spark_jars_dir: Path = PROJECT_ROOT / "build" / "jars" / "spark"
+    stream_trigger_seconds: float = Field(2.0, gt=0)
+    stream_max_offsets_per_trigger: int = Field(50_000, gt=0)
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets_outside_local(self) -> Settings:
+        if self.environment != "local" and self.api_key == DEFAULT_API_KEY:
+            raise ValueError(f"API_KEY must be changed outside local mode, got {DEFAULT_API_KEY!r}")
+        return self
+
+    @cached_property
+    def lakehouse_dir(self) -> Path:
+        return self.lakehouse_path or self.runtime_dir / "lakehouse"
+
+    @cached_property
+    def checkpoint_dir(self) -> Path:
+        return self.checkpoint_path or self.runtime_dir / "checkpoints"
+
+    @property
+    def kafka_topics(self) -> tuple[str, str]:
+        return (self.kafka_topic_products, self.kafka_topic_categories)
+
+
+def load_settings() -> Settings:
+    """A fresh read of the environment (tests and child processes use this after changing it)."""
+    return Settings()
+
+
+settings = load_settings()

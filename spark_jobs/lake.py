@@ -1,0 +1,84 @@
+"""The Delta tables of the lakehouse and the idempotent writes into them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+
+STREAM_APP_ID = "amazon-lakehouse-ingest"
+
+
+@dataclass(frozen=True)
+class LakeTables:
+    root: Path
+
+    def path(self, name: str) -> str:
+        return str(self.root / name)
+
+    @property
+    def bronze(self) -> str:
+        return self.path("bronze/kafka_records")
+
+    @property
+    def silver_products(self) -> str:
+        return self.path("silver/products")
+
+    @property
+    def silver_categories(self) -> str:
+        return self.path("silver/categories")
+
+    @property
+    def quarantine(self) -> str:
+        return self.path("silver/quarantine")
+
+    def gold(self, name: str) -> str:
+        return self.path(f"gold/{name}")
+
+
+def exists(spark: SparkSession, path: str) -> bool:
+    return DeltaTable.isDeltaTable(spark, path)
+
+
+def append_once(batch: DataFrame, path: str, batch_id: int, app_id: str = STREAM_APP_ID) -> None:
+    """Append; Delta skips the write when this (app_id, batch_id) was already committed (a replay)."""
+    (batch.write.format("delta").mode("append")
+     .option("txnAppId", app_id).option("txnVersion", batch_id)
+     .option("mergeSchema", "true").save(path))
+
+
+def upsert_newer(spark: SparkSession, updates: DataFrame, path: str, key: str) -> None:
+    """MERGE by key; an existing row is replaced only by a higher `_v`, so replays change nothing."""
+    if not exists(spark, path):
+        updates.write.format("delta").save(path)
+        return
+    (DeltaTable.forPath(spark, path).alias("t")
+     .merge(updates.alias("s"), f"t.{key} = s.{key}")
+     .whenMatchedUpdateAll(condition="s._v > t._v")
+     .whenNotMatchedInsertAll()
+     .execute())
+
+
+def insert_new(spark: SparkSession, rows: DataFrame, path: str, key: str) -> None:
+    if not exists(spark, path):
+        rows.write.format("delta").save(path)
+        return
+    (DeltaTable.forPath(spark, path).alias("t")
+     .merge(rows.alias("s"), f"t.{key} = s.{key}").whenNotMatchedInsertAll().execute())
+
+
+def rename_products(spark: SparkSession, categories: DataFrame, products_path: str) -> None:
+    """Give products the (new) name of categories that arrived or changed after them."""
+    if not exists(spark, products_path):
+        return
+    (DeltaTable.forPath(spark, products_path).alias("t")
+     .merge(categories.alias("c"), "t.category_id = c.id")
+     .whenMatchedUpdate(condition="t.category_name IS NULL OR t.category_name <> c.category_name",
+                        set={"category_name": "c.category_name"})
+     .execute())
+
+
+def overwrite(frame: DataFrame, path: str) -> None:
+    frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)

@@ -1,0 +1,38 @@
+"""The SparkSession every job and test uses: Delta Lake enabled, the Kafka connector on the classpath."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from lakehouse.settings import Settings, settings
+
+
+def connector_jars(jars_dir: Path) -> list[str]:
+    jars = sorted(str(path) for path in jars_dir.glob("*.jar"))
+    if not jars:
+        raise RuntimeError(f"no Spark connector jars in {jars_dir}: run `make setup`")
+    return jars
+
+
+def build_spark(app_name: str, config: Settings = settings) -> SparkSession:
+    """A local (or SPARK_MASTER) session. Under spark-submit the jars may already be on the classpath."""
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(config.spark_master)
+        .config("spark.jars", ",".join(connector_jars(config.spark_jars_dir)))
+        .config("spark.driver.memory", config.spark_driver_memory)
+        .config("spark.driver.host", config.spark_driver_host)
+        .config("spark.driver.bindAddress", config.spark_driver_host)
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+        # Micro-batches are small; the default 200 shuffle partitions would mean 200 tiny tasks each.
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.databricks.delta.snapshotPartitions", "2")
+    )
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

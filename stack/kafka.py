@@ -1,0 +1,132 @@
+"""A single-node Apache Kafka broker in KRaft mode, run from the Maven Central jars in build/jars/kafka."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import subprocess
+import uuid
+from pathlib import Path
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from lakehouse.settings import PROJECT_ROOT, Settings
+from lakehouse.net import host_port, port_open
+from stack.processes import ServiceProcess, wait_until
+
+log = logging.getLogger(__name__)
+
+KAFKA_JARS = PROJECT_ROOT / "build" / "jars" / "kafka"
+KAFKA_HEAP = "-Xmx512m"
+
+LOG4J_PROPERTIES = """\
+log4j.rootLogger=INFO, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.controller=WARN
+log4j.logger.org.apache.kafka.controller=WARN
+log4j.logger.state.change.logger=WARN
+"""
+
+
+def java_command(main_class: str, *args: str) -> list[str]:
+    return ["java", KAFKA_HEAP, "-cp", f"{KAFKA_JARS}/*", main_class, *args]
+
+
+def server_properties(settings: Settings, data_dir: Path) -> str:
+    host, port = host_port(settings.kafka_bootstrap_servers.split(",")[0])
+    controller = f"{host}:{port + 1}"
+    return "\n".join([
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.voters=1@{controller}",
+        f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{controller}",
+        f"advertised.listeners=PLAINTEXT://{host}:{port}",
+        "controller.listener.names=CONTROLLER",
+        "inter.broker.listener.name=PLAINTEXT",
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        f"log.dirs={data_dir}",
+        # Topics are created by the project with explicit partitions, never by a typo in a producer.
+        "auto.create.topics.enable=false",
+        f"num.partitions={settings.kafka_topic_partitions}",
+        "offsets.topic.replication.factor=1",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+        "",
+    ])
+
+
+class KafkaBroker:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.home = settings.runtime_dir / "kafka"
+        self.data_dir = self.home / "data"
+        self.process = ServiceProcess("kafka", settings.runtime_dir)
+
+    def _write_config(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "log4j.properties").write_text(LOG4J_PROPERTIES)
+        config = self.home / "server.properties"
+        config.write_text(server_properties(self.settings, self.data_dir))
+        return config
+
+    def _format_storage(self, config: Path) -> None:
+        if (self.data_dir / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        subprocess.run(
+            java_command("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
+            check=True, capture_output=True,
+        )
+
+    def start(self, timeout: float = 90.0) -> None:
+        if not KAFKA_JARS.is_dir():
+            raise RuntimeError(f"Kafka jars missing in {KAFKA_JARS}: run `make setup`")
+        config = self._write_config()
+        self._format_storage(config)
+        command = java_command("kafka.Kafka", str(config))
+        command.insert(1, f"-Dlog4j.configuration=file:{self.home / 'log4j.properties'}")
+        self.process.start(command)
+        if not wait_until(self.ready, timeout, interval=0.5):
+            raise RuntimeError(f"Kafka did not become ready in {timeout:.0f}s:\n{self.process.log_tail()}")
+        self.create_topics()
+
+    def ready(self) -> bool:
+        if not port_open(*host_port(self.settings.kafka_bootstrap_servers.split(",")[0])):
+            return False
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                                     request_timeout_ms=3000)
+        except KafkaError:
+            return False
+        try:
+            admin.list_topics()
+            return True
+        except KafkaError:
+            return False
+        finally:
+            admin.close()
+
+    def create_topics(self) -> None:
+        admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+        try:
+            existing = set(admin.list_topics())
+            wanted = [
+                NewTopic(name, self.settings.kafka_topic_partitions, self.settings.kafka_replication_factor)
+                for name in self.settings.kafka_topics
+                if name not in existing
+            ]
+            if wanted:
+                try:
+                    admin.create_topics(wanted)
+                except TopicAlreadyExistsError:
+                    pass
+                log.info("created topics %s", ", ".join(t.name for t in wanted))
+        finally:
+            admin.close()
+
+    def stop(self) -> bool:
+        return self.process.stop(timeout=60)

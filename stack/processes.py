@@ -1,0 +1,121 @@
+"""Start, find and stop background processes by pid file."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceProcess:
+    """A named background process whose pid and log live under the runtime folder."""
+
+    name: str
+    runtime_dir: Path
+
+    @property
+    def pid_file(self) -> Path:
+        return self.runtime_dir / "pids" / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.runtime_dir / "logs" / f"{self.name}.log"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def is_running(self) -> bool:
+        return self.pid() is not None
+
+    def start(self, command: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
+        """Start `command` in its own process group unless it already runs; returns the pid."""
+        existing = self.pid()
+        if existing is not None:
+            log.info("%s already running (pid %d)", self.name, existing)
+            return existing
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log_handle:
+            process = subprocess.Popen(
+                list(command), stdout=log_handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
+            )
+        self.pid_file.write_text(f"{process.pid}\n")
+        log.info("started %s (pid %d), log %s", self.name, process.pid, self.log_file)
+        return process.pid
+
+    def stop(self, timeout: float = 30.0, sig: signal.Signals = signal.SIGTERM) -> bool:
+        """Signal the process group, wait up to `timeout`, then SIGKILL. True when something was stopped."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        _signal_group(pid, sig)
+        if not wait_until(lambda: not _alive(pid), timeout):
+            log.warning("%s (pid %d) ignored %s for %.0fs; killing it", self.name, pid, sig.name, timeout)
+            _signal_group(pid, signal.SIGKILL)
+            wait_until(lambda: not _alive(pid), 10)
+        self.pid_file.unlink(missing_ok=True)
+        log.info("stopped %s (pid %d)", self.name, pid)
+        return True
+
+    def kill(self) -> bool:
+        """SIGKILL at once: what a crash looks like to everything else."""
+        return self.stop(timeout=0.0, sig=signal.SIGKILL)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours still answers kill(0); reap it if it is ours.
+    try:
+        finished, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return _not_zombie(pid)
+    return finished == 0
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
