@@ -68,9 +68,18 @@ class Settings(BaseSettings):
         return (self.kafka_topic_products, self.kafka_topic_categories)
 
 
-def load_settings() -> Settings:
-    """A fresh read of the environment (tests and child processes use this after changing it)."""
-    return Settings()
+def settings_env(config: Settings) -> dict[str, str]:
+    """The environment that gives a child process these same settings."""
+    return {
+        name.upper(): str(value)
+        for name, value in config.model_dump().items()
+        if value is not None and not isinstance(value, dict)
+    }
+
+
+def load_settings(**overrides: object) -> Settings:
+    """A fresh read of the environment, with `overrides` on top (tests give each run its own names)."""
+    return Settings(**overrides)  # type: ignore[arg-type]
 
 
 settings = load_settings()

@@ -16,6 +16,17 @@ def connector_jars(jars_dir: Path) -> list[str]:
     return jars
 
 
+def spark_defaults(config: Settings = settings) -> str:
+    """spark-defaults.conf for `spark-submit --properties-file`: the same jars and Delta settings."""
+    return "\n".join([
+        f"spark.jars {','.join(connector_jars(config.spark_jars_dir))}",
+        f"spark.driver.memory {config.spark_driver_memory}",
+        "spark.sql.extensions io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "",
+    ])
+
+
 def build_spark(app_name: str, config: Settings = settings) -> SparkSession:
     """A local (or SPARK_MASTER) session. Under spark-submit the jars may already be on the classpath."""
     builder = (
@@ -36,3 +47,9 @@ def build_spark(app_name: str, config: Settings = settings) -> SparkSession:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+if __name__ == "__main__":
+    import sys
+
+    Path(sys.argv[1]).write_text(spark_defaults())

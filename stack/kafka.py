@@ -83,6 +83,10 @@ class KafkaBroker:
         )
 
     def start(self, timeout: float = 90.0) -> None:
+        if not self.process.is_running() and self.ready():
+            log.info("a Kafka broker already answers at %s; using it", self.settings.kafka_bootstrap_servers)
+            self.create_topics()
+            return
         if not KAFKA_JARS.is_dir():
             raise RuntimeError(f"Kafka jars missing in {KAFKA_JARS}: run `make setup`")
         config = self._write_config()

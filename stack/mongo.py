@@ -1,14 +1,14 @@
 """The MongoDB-wire server of the local stack.
 
-In order of preference: the server MONGO_URI points at when it is set in the environment (nothing is
-started), a `mongod` found on PATH, or FerretDB 1.x with its SQLite backend built into build/bin by
-`make setup` (no MongoDB server can be installed on these machines).
+In order of preference: a server already answering at MONGO_URI (a real MongoDB or replica set; nothing
+is started), a `mongod` found on PATH, or FerretDB 1.x with its SQLite backend built into build/bin by
+`make setup` (no MongoDB server can be installed on these machines). The last two listen on MONGO_URI's
+host and port, which must then be local.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from urllib.parse import urlparse
 
@@ -42,8 +42,6 @@ class MongoServer:
 
     @property
     def kind(self) -> str:
-        if "MONGO_URI" in os.environ:
-            return "external"
         return "mongod" if shutil.which("mongod") else "ferretdb"
 
     def _listen(self) -> tuple[str, int]:
@@ -64,12 +62,12 @@ class MongoServer:
         ]
 
     def start(self, timeout: float = 60.0) -> None:
-        if self.kind == "external":
-            log.info("using the MongoDB server at MONGO_URI; starting none")
-        else:
-            for folder in ("mongod", "sqlite", "state"):
-                (self.home / folder).mkdir(parents=True, exist_ok=True)
-            self.process.start(self.command())
+        if not self.process.is_running() and mongo_ping(self.settings.mongo_uri):
+            log.info("a MongoDB server already answers at %s; using it", self.settings.mongo_uri)
+            return
+        for folder in ("mongod", "sqlite", "state"):
+            (self.home / folder).mkdir(parents=True, exist_ok=True)
+        self.process.start(self.command())
         if not wait_until(lambda: mongo_ping(self.settings.mongo_uri), timeout, interval=0.5):
             raise RuntimeError(f"MongoDB ({self.kind}) not reachable in {timeout:.0f}s:\n{self.process.log_tail()}")
 

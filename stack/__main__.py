@@ -1,0 +1,71 @@
+"""python -m stack {up,down,status,run}: the embedded local stack (what `make run` and `make down` call)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+
+from lakehouse.settings import load_settings
+from stack.pipeline import run_pipeline
+from stack.services import ALL_SERVICES, LocalStack, process_tree_rss
+
+
+def _status(stack: LocalStack) -> None:
+    running = stack.running()
+    total = 0
+    for name in ALL_SERVICES:
+        pid = running.get(name)
+        rss = process_tree_rss(pid) if pid else 0
+        total += rss
+        print(f"{name:10} {'pid ' + str(pid) if pid else 'stopped':12} {rss / 2**20:8.0f} MiB")
+    print(f"{'total':10} {'':12} {total / 2**20:8.0f} MiB")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start services (all by default)")
+    up.add_argument("services", nargs="*", default=list(ALL_SERVICES), help=", ".join(ALL_SERVICES))
+    commands.add_parser("down", help="stop every process the stack started, by pid")
+    commands.add_parser("status", help="what runs, with its memory")
+    run = commands.add_parser("run", help="start everything, ingest the sample, keep running until Ctrl-C")
+    run.add_argument("--exit-after-ingest", action="store_true", help="stop the stack once the sample is in")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stack = LocalStack(load_settings())
+    if args.command == "up":
+        unknown = set(args.services) - set(ALL_SERVICES)
+        if unknown:
+            parser.error(f"unknown service(s) {', '.join(sorted(unknown))}; choose from {', '.join(ALL_SERVICES)}")
+        stack.up(args.services)
+    elif args.command == "down":
+        stopped = stack.down()
+        print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    elif args.command == "status":
+        _status(stack)
+    else:
+        return _run(stack, args.exit_after_ingest)
+    return 0
+
+
+def _run(stack: LocalStack, exit_after_ingest: bool) -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        ok = run_pipeline(stack)
+        if exit_after_ingest or not ok:
+            return 0 if ok else 1
+        print("Running. Ctrl-C (or `make down` in another shell) stops everything.", flush=True)
+        while stack.running():
+            time.sleep(1)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        print(f"stopped: {', '.join(stack.down()) or 'nothing'}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The project's own processes (API, streaming job, dashboard) and the infrastructure, as one stack."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import httpx
+
+from lakehouse.settings import PROJECT_ROOT, Settings, settings_env
+from stack.kafka import KafkaBroker
+from stack.mongo import MongoServer
+from stack.processes import ServiceProcess, wait_until
+
+log = logging.getLogger(__name__)
+
+INFRASTRUCTURE = ("kafka", "mongo")
+APPLICATIONS = ("api", "job", "dashboard")
+ALL_SERVICES = INFRASTRUCTURE + APPLICATIONS
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class LocalStack:
+    """`instance` suffixes the application processes' names, so tests can run several side by side."""
+
+    def __init__(self, settings: Settings, instance: str = "") -> None:
+        self.settings = settings
+        self.instance = instance
+        self.kafka = KafkaBroker(settings)
+        self.mongo = MongoServer(settings)
+        self.python = sys.executable
+        self.env = settings_env(settings)
+
+    def process(self, name: str) -> ServiceProcess:
+        if name in APPLICATIONS and self.instance:
+            name = f"{name}-{self.instance}"
+        return ServiceProcess(name, self.settings.runtime_dir)
+
+    def up(self, services: Iterable[str] = ALL_SERVICES) -> None:
+        wanted = set(services)
+        if "kafka" in wanted:
+            self.kafka.start()
+        if "mongo" in wanted:
+            self.mongo.start()
+        if "api" in wanted:
+            self.start_api()
+        if "job" in wanted:
+            self.start_job()
+        if "dashboard" in wanted:
+            self.start_dashboard()
+
+    def start_api(self, timeout: float = 60.0) -> None:
+        process = self.process("api")
+        process.start([self.python, "-m", "uvicorn", "api_ingest.main:app", "--host", self.settings.api_host,
+                       "--port", str(self.settings.api_port), "--no-access-log"], env=self.env,
+                      cwd=PROJECT_ROOT)
+        if not wait_until(lambda: _http_ok(f"{self.settings.api_url}/health"), timeout):
+            raise RuntimeError(f"the API did not start in {timeout:.0f}s:\n{process.log_tail()}")
+
+    def start_job(self) -> None:
+        self.process("job").start([self.python, "-m", "spark_jobs.streaming_job"], env=self.env, cwd=PROJECT_ROOT)
+
+    def start_dashboard(self, timeout: float = 60.0) -> None:
+        process = self.process("dashboard")
+        process.start([
+            self.python, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard" / "app.py"),
+            "--server.port", str(self.settings.dashboard_port), "--server.address", "127.0.0.1",
+            "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        ], env=self.env, cwd=PROJECT_ROOT)
+        health = f"http://127.0.0.1:{self.settings.dashboard_port}/_stcore/health"
+        if not wait_until(lambda: _http_ok(health), timeout):
+            raise RuntimeError(f"the dashboard did not start in {timeout:.0f}s:\n{process.log_tail()}")
+
+    def stop_applications(self) -> list[str]:
+        return [name for name in reversed(APPLICATIONS) if self.process(name).stop()]
+
+    def down(self) -> list[str]:
+        """Stop every process this stack started, applications first; returns the names stopped."""
+        return self.stop_applications() + [name for name in reversed(INFRASTRUCTURE) if self.process(name).stop()]
+
+    def running(self) -> dict[str, int]:
+        return {name: pid for name in ALL_SERVICES if (pid := self.process(name).pid()) is not None}
+
+
+def process_tree_rss(pid: int) -> int:
+    """Resident memory in bytes of a process and all its descendants (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        child = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(child)
+        rss[child] = int(fields[21]) * 4096
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        total += rss.get(current, 0)
+        todo.extend(children.get(current, []))
+    return total

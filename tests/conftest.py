@@ -1,0 +1,42 @@
+"""Test-wide set-up: the tests' own runtime folder and ports, so they never touch a running `make run`.
+
+This runs before any project module is imported, so the shared `settings` object sees these values.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TEST_ENVIRONMENT = {
+    "RUNTIME_DIR": str(PROJECT_ROOT / "var" / "test"),
+    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",
+    "MONGO_URI": "mongodb://127.0.0.1:27117/",
+    "API_PORT": "18000",
+    "API_URL": "http://127.0.0.1:18000",
+    "DASHBOARD_PORT": "18501",
+    "STREAM_TRIGGER_SECONDS": "1",
+}
+os.environ.update(TEST_ENVIRONMENT)
+
+SHARED_DATASET = PROJECT_ROOT.parent / "shared" / "dataset"
+SAMPLE_DATASET = PROJECT_ROOT / "dataset" / "sample"
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from spark_jobs.session import build_spark
+
+    session = build_spark("tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def shared_dataset() -> Path:
+    if not (SHARED_DATASET / "amazon_products_sample.csv").exists():
+        pytest.skip(f"the shared real sample is absent from {SHARED_DATASET}")
+    return SHARED_DATASET

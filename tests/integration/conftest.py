@@ -1,0 +1,115 @@
+"""Real services for the integration tests: one Kafka broker and one MongoDB-wire server per test session,
+and per test its own topics, database, lakehouse folder, API process and streaming-job process."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from lakehouse.settings import Settings, load_settings
+from spark_jobs.progress import lag_per_topic
+from stack.processes import wait_until
+from stack.services import LocalStack, process_tree_rss
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def infrastructure() -> Iterator[LocalStack]:
+    stack = LocalStack(load_settings())
+    stack.up(["kafka", "mongo"])
+    yield stack
+    stack.kafka.stop()
+    stack.mongo.stop()
+
+
+@dataclass
+class Pipeline:
+    """One isolated run of the product: its own topics, database, lakehouse, API and streaming job."""
+
+    stack: LocalStack
+
+    @property
+    def settings(self) -> Settings:
+        return self.stack.settings
+
+    @property
+    def db(self) -> Database:
+        return MongoClient(self.settings.mongo_uri)[self.settings.mongo_db]
+
+    def wait_for_products(self, count: int, timeout: float = 300.0) -> None:
+        def arrived() -> bool:
+            self.fail_if_job_died()
+            return self.db.products.count_documents({}) >= count
+
+        assert wait_until(arrived, timeout, interval=1.0), (
+            f"{self.db.products.count_documents({})} of {count} products after {timeout:.0f}s\n"
+            f"{self.stack.process('job').log_tail()}"
+        )
+
+    def fail_if_job_died(self) -> None:
+        job = self.stack.process("job")
+        if job.pid_file.exists() and not job.is_running():
+            pytest.fail(f"the streaming job died:\n{job.log_tail(80)}")
+
+    def wait_until_idle(self, timeout: float = 300.0) -> None:
+        """Until a batch has run after everything now in Kafka was produced (the job keeps up)."""
+        def caught_up() -> bool:
+            self.fail_if_job_died()
+            lag = lag_per_topic(self.settings)
+            return lag is not None and sum(lag.values()) == 0
+
+        assert wait_until(caught_up, timeout, interval=1.0), self.stack.process("job").log_tail()
+
+
+
+@pytest.fixture
+def pipeline(infrastructure: LocalStack, tmp_path: Path) -> Iterator[Pipeline]:
+    run_id = uuid.uuid4().hex[:8]
+    base = infrastructure.settings
+    config = load_settings(
+        kafka_topic_products=f"ingest-product-{run_id}",
+        kafka_topic_categories=f"ingest-category-{run_id}",
+        mongo_db=f"test_{run_id}",
+        lakehouse_path=tmp_path / "lakehouse",
+        checkpoint_path=tmp_path / "checkpoints",
+        runtime_dir=base.runtime_dir,
+    )
+    stack = LocalStack(config, instance=run_id)
+    stack.kafka.create_topics()
+    stack.start_api()
+    stack.start_job()
+    yield Pipeline(stack)
+    stack.stop_applications()
+    MongoClient(config.mongo_uri).drop_database(config.mongo_db)
+
+
+class MemorySampler:
+    """Peak resident memory of every process of the local stack, sampled while a test runs."""
+
+    def __init__(self, stack: LocalStack, pipeline_stack: LocalStack, interval: float = 0.5) -> None:
+        self.stacks = (stack, pipeline_stack)
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            pids = {pid for s in self.stacks for pid in s.running().values()}
+            self.peak = max(self.peak, sum(process_tree_rss(pid) for pid in pids))
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
