@@ -67,7 +67,8 @@ def _produce(request: Request, topic: str, keyed: Sequence[tuple[str, dict[str, 
     except DeliveryError as error:
         log.warning("%s", error)
         raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "Kafka is unavailable; nothing of this request was accepted",
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "Kafka is unavailable; nothing of this request was accepted",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         ) from error
     return Accepted(accepted=len(keyed), topic=topic)
@@ -75,8 +76,12 @@ def _produce(request: Request, topic: str, keyed: Sequence[tuple[str, dict[str, 
 
 def _batch_errors(error: ValidationError) -> list[dict[str, Any]]:
     return [
-        {"index": e["loc"][0] if e["loc"] else None, "field": ".".join(map(str, e["loc"][1:])) or None,
-         "message": e["msg"], "input": e.get("input") if not isinstance(e.get("input"), dict) else None}
+        {
+            "index": e["loc"][0] if e["loc"] else None,
+            "field": ".".join(map(str, e["loc"][1:])) or None,
+            "message": e["msg"],
+            "input": e.get("input") if not isinstance(e.get("input"), dict) else None,
+        }
         for e in error.errors(include_url=False)
     ]
 
@@ -84,20 +89,21 @@ def _batch_errors(error: ValidationError) -> list[dict[str, Any]]:
 async def _read_batch(request: Request) -> list[Any]:
     declared = int(request.headers.get("content-length") or 0)
     if declared > MAX_BODY_BYTES:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body over {MAX_BODY_BYTES} bytes")
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body over {MAX_BODY_BYTES} bytes")
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body over {MAX_BODY_BYTES} bytes")
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body over {MAX_BODY_BYTES} bytes")
     is_ndjson = request.headers.get("content-type", "").split(";")[0].strip() in NDJSON_TYPES
     try:
         items = [json.loads(line) for line in body.splitlines() if line.strip()] if is_ndjson else json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"body is not valid JSON: {error}") from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"body is not valid JSON: {error}") from None
     if not isinstance(items, list):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "a batch is a JSON array (or NDJSON lines)")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "a batch is a JSON array (or NDJSON lines)")
     if len(items) > MAX_BATCH_RECORDS:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-                            f"a batch holds at most {MAX_BATCH_RECORDS} records, got {len(items)}")
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE, f"a batch holds at most {MAX_BATCH_RECORDS} records, got {len(items)}"
+        )
     return items
 
 
@@ -105,7 +111,7 @@ def _validate_batch(items: list[Any], model: type[BaseModel]) -> list[BaseModel]
     try:
         return TypeAdapter(list[model]).validate_python(items)  # type: ignore[valid-type]
     except ValidationError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, _batch_errors(error)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, _batch_errors(error)) from None
 
 
 def product_key(product: Product) -> str:
@@ -130,10 +136,22 @@ def post_product(product: Product, request: Request) -> Accepted:
     return _produce(request, settings.kafka_topic_products, _keyed([product], product_key))
 
 
-@app.post("/products/batch", status_code=201, response_model=Accepted, dependencies=AUTH, tags=["products"],
-          openapi_extra={"requestBody": {"content": {
-              "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Product"}}},
-              "application/x-ndjson": {"schema": {"type": "string"}}}, "required": True}})
+@app.post(
+    "/products/batch",
+    status_code=201,
+    response_model=Accepted,
+    dependencies=AUTH,
+    tags=["products"],
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Product"}}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+            "required": True,
+        }
+    },
+)
 async def post_products(request: Request) -> Accepted:
     """Many products as a JSON array or NDJSON, all-or-nothing."""
     products = _validate_batch(await _read_batch(request), Product)
@@ -147,10 +165,22 @@ def post_category(category: Category, request: Request) -> Accepted:
     return _produce(request, settings.kafka_topic_categories, _keyed([category], category_key))
 
 
-@app.post("/categories/batch", status_code=201, response_model=Accepted, dependencies=AUTH, tags=["categories"],
-          openapi_extra={"requestBody": {"content": {
-              "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Category"}}},
-              "application/x-ndjson": {"schema": {"type": "string"}}}, "required": True}})
+@app.post(
+    "/categories/batch",
+    status_code=201,
+    response_model=Accepted,
+    dependencies=AUTH,
+    tags=["categories"],
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Category"}}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+            "required": True,
+        }
+    },
+)
 async def post_categories(request: Request) -> Accepted:
     """Many categories as a JSON array or NDJSON, all-or-nothing."""
     categories = _validate_batch(await _read_batch(request), Category)
@@ -168,5 +198,6 @@ def ready() -> JSONResponse:
     """The Kafka broker is reachable, so records can be accepted."""
     if any_bootstrap_reachable(settings.kafka_bootstrap_servers):
         return JSONResponse({"status": "ready"})
-    return JSONResponse({"status": "kafka unreachable"}, status_code=503,
-                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return JSONResponse(
+        {"status": "kafka unreachable"}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+    )

@@ -51,8 +51,9 @@ class RecordProducer:
             for future in futures:
                 future.get(timeout=max(0.0, deadline - time.monotonic()))
         except KafkaError as error:
-            raise DeliveryError(f"Kafka did not acknowledge {len(keyed_records)} record(s) on {topic}: {error}"
-                                ) from error
+            raise DeliveryError(
+                f"Kafka did not acknowledge {len(keyed_records)} record(s) on {topic}: {error}"
+            ) from error
 
     def close(self) -> None:
         self._producer.flush(timeout=self.delivery_timeout_s)

@@ -81,12 +81,17 @@ class IngestClient:
 def _rejections(detail: Any, records: list[Record]) -> list[str]:
     if not isinstance(detail, list):
         return [f"lines {records[0].line}-{records[-1].line}: {detail}"]
-    return [f"line {records[e['index']].line}: {e.get('field')}: {e.get('message')}"
-            if isinstance(e.get("index"), int) else str(e) for e in detail]
+    return [
+        f"line {records[e['index']].line}: {e.get('field')}: {e.get('message')}"
+        if isinstance(e.get("index"), int)
+        else str(e)
+        for e in detail
+    ]
 
 
 def batched(items: Iterable[Record | BadRow], size: int, summary: Summary) -> Iterator[list[Record]]:
     """Groups good records into batches; bad rows are counted as rejected on the way."""
+
     def good() -> Iterator[Record]:
         for item in items:
             if isinstance(item, BadRow):
@@ -100,8 +105,15 @@ def batched(items: Iterable[Record | BadRow], size: int, summary: Summary) -> It
         yield batch
 
 
-def send_file(client: IngestClient, path: str, rows: Iterable[Record | BadRow], summary: Summary,
-              batch_size: int, workers: int, progress: tqdm) -> None:
+def send_file(
+    client: IngestClient,
+    path: str,
+    rows: Iterable[Record | BadRow],
+    summary: Summary,
+    batch_size: int,
+    workers: int,
+    progress: tqdm,
+) -> None:
     pending: dict[Future[tuple[int, list[str]]], list[Record]] = {}
 
     def collect(done: Iterable[Future[tuple[int, list[str]]]]) -> None:
@@ -127,13 +139,22 @@ def send_file(client: IngestClient, path: str, rows: Iterable[Record | BadRow], 
         collect(list(pending))
 
 
-def run(products: Path, categories: Path, api_url: str, api_key: str = "", batch_size: int = 1000,
-        workers: int = 4, show_progress: bool = True) -> Summary:
+def run(
+    products: Path,
+    categories: Path,
+    api_url: str,
+    api_key: str = "",
+    batch_size: int = 1000,
+    workers: int = 4,
+    show_progress: bool = True,
+) -> Summary:
     summary = Summary()
     client = IngestClient(api_url, api_key)
     try:
-        for label, path, rows in (("categories", "/categories/batch", read_categories(categories)),
-                                  ("products", "/products/batch", read_products(products))):
+        for label, path, rows in (
+            ("categories", "/categories/batch", read_categories(categories)),
+            ("products", "/products/batch", read_products(products)),
+        ):
             with tqdm(desc=label, unit=" records", disable=not show_progress, file=sys.stderr) as progress:
                 send_file(client, path, rows, summary, batch_size, workers, progress)
     finally:
@@ -152,16 +173,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    summary = run(args.products, args.categories, args.api_url, args.api_key, args.batch_size, args.workers,
-                  show_progress=not args.no_progress)
+    summary = run(
+        args.products,
+        args.categories,
+        args.api_url,
+        args.api_key,
+        args.batch_size,
+        args.workers,
+        show_progress=not args.no_progress,
+    )
     seconds = time.monotonic() - started
     for reason in summary.rejected[:20]:
         print(f"rejected: {reason}", file=sys.stderr)
     if len(summary.rejected) > 20:
         print(f"... and {len(summary.rejected) - 20} more rejections", file=sys.stderr)
-    print(f"sent {summary.sent}, accepted {summary.accepted}, rejected {len(summary.rejected)}, "
-          f"undelivered {summary.undelivered}, in {seconds:.1f}s "
-          f"({summary.sent / seconds if seconds else 0:,.0f} records/s)")
+    print(
+        f"sent {summary.sent}, accepted {summary.accepted}, rejected {len(summary.rejected)}, "
+        f"undelivered {summary.undelivered}, in {seconds:.1f}s "
+        f"({summary.sent / seconds if seconds else 0:,.0f} records/s)"
+    )
     return 0 if summary.ok else 1
 
 

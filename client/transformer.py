@@ -101,8 +101,7 @@ def convert_row(
         raise ValueError(_describe(error)) from None
 
 
-def _read(path: Path, converters: dict[str, Callable[[str], Any]], model: type[BaseModel]
-          ) -> Iterator[Record | BadRow]:
+def _read(path: Path, converters: dict[str, Callable[[str], Any]], model: type[BaseModel]) -> Iterator[Record | BadRow]:
     with path.open(newline="", encoding="utf-8", errors="strict") as handle:
         reader = csv.DictReader(handle)
         missing = set(converters) - set(reader.fieldnames or ())
@@ -128,8 +127,9 @@ def read_categories(path: Path) -> Iterator[Record | BadRow]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Convert an Amazon products or categories CSV to JSON lines.")
     parser.add_argument("csv", type=Path)
-    parser.add_argument("--kind", choices=("products", "categories"), default=None,
-                        help="default: guessed from the file name")
+    parser.add_argument(
+        "--kind", choices=("products", "categories"), default=None, help="default: guessed from the file name"
+    )
     args = parser.parse_args(argv)
     kind = args.kind or ("categories" if "categor" in args.csv.name else "products")
     rows = read_categories(args.csv) if kind == "categories" else read_products(args.csv)

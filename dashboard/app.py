@@ -1,6 +1,6 @@
 """Streamlit dashboard over the MongoDB serving collections.
 
-    streamlit run dashboard/app.py
+streamlit run dashboard/app.py
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ def overview() -> None:
     db = database()
     numbers = queries.headline(db)
     if not numbers["products"]:
-        st.info("No products in MongoDB yet. Run `make run`, or `python client/api_client.py` with the "
-                "streaming job running, and this page fills itself.")
+        st.info(
+            "No products in MongoDB yet. Run `make run`, or `python client/api_client.py` with the "
+            "streaming job running, and this page fills itself."
+        )
         return
     cols = st.columns(6)
     cols[0].metric("Products", f"{numbers['products']:,}")
@@ -44,23 +46,38 @@ def overview() -> None:
         names = {"All categories": None} | dict(zip(stats["category_name"], stats["category_id"], strict=True))
         chosen = st.selectbox("Category", list(names), key="price_category")
         prices = queries.price_distribution(db, names[chosen])
-        figure = px.bar(prices, x="label", y="product_count", title=f"Price distribution — {chosen}",
-                        labels={"label": "Price (USD)", "product_count": "Products"})
+        figure = px.bar(
+            prices,
+            x="label",
+            y="product_count",
+            title=f"Price distribution — {chosen}",
+            labels={"label": "Price (USD)", "product_count": "Products"},
+        )
         st.plotly_chart(figure, use_container_width=True)
     with right:
         top_n = st.slider("Top categories", 5, 50, 15, key="top_n")
         top = queries.top_categories(stats, top_n)
-        figure = px.bar(top, x="product_count", y="category_name", orientation="h",
-                        title=f"Products per category (top {top_n}, rest as Other)",
-                        labels={"product_count": "Products", "category_name": "Category"})
+        figure = px.bar(
+            top,
+            x="product_count",
+            y="category_name",
+            orientation="h",
+            title=f"Products per category (top {top_n}, rest as Other)",
+            labels={"product_count": "Products", "category_name": "Category"},
+        )
         figure.update_layout(yaxis={"categoryorder": "total ascending"})
         st.plotly_chart(figure, use_container_width=True)
 
     by_price = stats.nlargest(30, "product_count")
-    figure = px.bar(by_price, x="category_name", y=["avg_price", "median_price"], barmode="group",
-                    hover_data=["product_count"],
-                    title="Average and median price per category (30 largest categories)",
-                    labels={"value": "Price (USD)", "category_name": "Category", "variable": ""})
+    figure = px.bar(
+        by_price,
+        x="category_name",
+        y=["avg_price", "median_price"],
+        barmode="group",
+        hover_data=["product_count"],
+        title="Average and median price per category (30 largest categories)",
+        labels={"value": "Price (USD)", "category_name": "Category", "variable": ""},
+    )
     st.plotly_chart(figure, use_container_width=True)
     st.dataframe(stats, hide_index=True, use_container_width=True)
 
@@ -76,8 +93,9 @@ def browser() -> None:
     st.caption(f"{len(documents)} document(s) on this page")
     for document in documents:
         with st.expander(str(document["_id"])):
-            st.json({k: str(v) if not isinstance(v, int | float | str | bool | None) else v
-                     for k, v in document.items()})
+            st.json(
+                {k: str(v) if not isinstance(v, int | float | str | bool | None) else v for k, v in document.items()}
+            )
 
 
 def main() -> None:
@@ -90,8 +108,10 @@ def main() -> None:
         with browser_tab:
             browser()
     except PyMongoError as error:
-        st.error(f"MongoDB at {settings.mongo_uri} is unreachable: {error.__class__.__name__}. "
-                 "Start the stack with `make run`, or set MONGO_URI.")
+        st.error(
+            f"MongoDB at {settings.mongo_uri} is unreachable: {error.__class__.__name__}. "
+            "Start the stack with `make run`, or set MONGO_URI."
+        )
 
 
 main()

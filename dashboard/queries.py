@@ -15,8 +15,16 @@ from pymongo.database import Database
 
 from lakehouse.settings import settings
 
-BROWSABLE = ("products", "categories", "quarantine", "gold_category_stats", "gold_price_buckets",
-             "gold_rating_distribution", "gold_summary", "pipeline_status")
+BROWSABLE = (
+    "products",
+    "categories",
+    "quarantine",
+    "gold_category_stats",
+    "gold_price_buckets",
+    "gold_rating_distribution",
+    "gold_summary",
+    "pipeline_status",
+)
 
 
 def connect(uri: str = settings.mongo_uri, database: str = settings.mongo_db) -> Database:
@@ -38,8 +46,17 @@ def headline(db: Database) -> dict[str, Any]:
 
 
 def category_stats(db: Database) -> pd.DataFrame:
-    columns = ["category_id", "category_name", "product_count", "avg_price", "median_price",
-               "best_seller_count", "avg_stars", "bought_last_month", "avg_discount"]
+    columns = [
+        "category_id",
+        "category_name",
+        "product_count",
+        "avg_price",
+        "median_price",
+        "best_seller_count",
+        "avg_stars",
+        "bought_last_month",
+        "avg_discount",
+    ]
     frame = pd.DataFrame(list(db.gold_category_stats.find({}, {"_id": 0})), columns=columns)
     frame["category_name"] = frame["category_name"].fillna("(category not yet arrived)")
     return frame.sort_values("product_count", ascending=False, ignore_index=True)
@@ -56,19 +73,25 @@ def top_categories(stats: pd.DataFrame, top_n: int) -> pd.DataFrame:
 
 def price_distribution(db: Database, category_id: int | None = None) -> pd.DataFrame:
     query = {} if category_id is None else {"category_id": category_id}
-    rows = pd.DataFrame(list(db.gold_price_buckets.find(query, {"_id": 0})),
-                        columns=["category_id", "bucket", "label", "product_count"])
-    return (rows.groupby(["bucket", "label"], as_index=False)["product_count"].sum()
-            .sort_values("bucket", ignore_index=True))
+    rows = pd.DataFrame(
+        list(db.gold_price_buckets.find(query, {"_id": 0})), columns=["category_id", "bucket", "label", "product_count"]
+    )
+    return (
+        rows.groupby(["bucket", "label"], as_index=False)["product_count"]
+        .sum()
+        .sort_values("bucket", ignore_index=True)
+    )
 
 
 def rating_distribution(db: Database) -> pd.DataFrame:
-    return pd.DataFrame(list(db.gold_rating_distribution.find({}, {"_id": 1, "product_count": 1})),
-                        columns=["_id", "product_count"]).rename(columns={"_id": "stars"})
+    return pd.DataFrame(
+        list(db.gold_rating_distribution.find({}, {"_id": 1, "product_count": 1})), columns=["_id", "product_count"]
+    ).rename(columns={"_id": "stars"})
 
 
-def browse(db: Database, collection: str, field: str = "", value: str = "", page: int = 0,
-           page_size: int = 25) -> list[dict[str, Any]]:
+def browse(
+    db: Database, collection: str, field: str = "", value: str = "", page: int = 0, page_size: int = 25
+) -> list[dict[str, Any]]:
     if collection not in BROWSABLE:
         raise ValueError(f"not a browsable collection: {collection!r}")
     query: dict[str, Any] = {}

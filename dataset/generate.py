@@ -53,10 +53,35 @@ CATEGORY_PROFILES: tuple[CategoryProfile, ...] = (
     CategoryProfile("Smart Home", 45.0, ("Smart Plug", "Video Doorbell", "Smart Bulb")),
     CategoryProfile("Arts & Crafts", 14.0, ("Acrylic Paint Set", "Sketchbook", "Knitting Yarn")),
 )
-BRANDS = ("Acme", "Nordvik", "Zenith", "Orbitek", "Maison Lumière", "Kōhī", "Brightway", "Alpenglow",
-          "Vantage", "Pioneer & Co", "Sól", "Tundra", "Nimbus", "Crestline", "Übergear")
-ADJECTIVES = ("Premium", "Lightweight", "Durable", "Compact", "Ergonomic", "Waterproof", "Portable",
-              "Professional", "Classic", "Eco-Friendly")
+BRANDS = (
+    "Acme",
+    "Nordvik",
+    "Zenith",
+    "Orbitek",
+    "Maison Lumière",
+    "Kōhī",
+    "Brightway",
+    "Alpenglow",
+    "Vantage",
+    "Pioneer & Co",
+    "Sól",
+    "Tundra",
+    "Nimbus",
+    "Crestline",
+    "Übergear",
+)
+ADJECTIVES = (
+    "Premium",
+    "Lightweight",
+    "Durable",
+    "Compact",
+    "Ergonomic",
+    "Waterproof",
+    "Portable",
+    "Professional",
+    "Classic",
+    "Eco-Friendly",
+)
 COLOURS = ("Black", "Navy Blue", "Rose Gold", "Forest Green", "Charcoal", "Crème", "Red", "White")
 BOUGHT_LAST_MONTH = (0, 0, 0, 0, 0, 50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 2000, 5000)
 

@@ -27,44 +27,62 @@ def _price_bucket_index(price: Column) -> Column:
 def category_stats(products: DataFrame) -> DataFrame:
     is_rated = F.col("reviews") > 0
     has_list_price = F.col("listPrice") > F.col("price")
-    return products.groupBy("category_id").agg(
-        F.max("category_name").alias("category_name"),
-        F.count("*").alias("product_count"),
-        F.avg("price").alias("avg_price"),
-        F.median("price").alias("median_price"),
-        F.min("price").alias("min_price"),
-        F.max("price").alias("max_price"),
-        F.sum(F.col("isBestSeller").cast("int")).alias("best_seller_count"),
-        F.avg(F.when(is_rated, F.col("stars"))).alias("avg_stars"),
-        F.sum("boughtInLastMonth").alias("bought_last_month"),
-        F.avg(F.when(has_list_price, 1 - F.col("price") / F.col("listPrice"))).alias("avg_discount"),
-    ).select(F.col("category_id").alias("_id"), "*")
+    return (
+        products.groupBy("category_id")
+        .agg(
+            F.max("category_name").alias("category_name"),
+            F.count("*").alias("product_count"),
+            F.avg("price").alias("avg_price"),
+            F.median("price").alias("median_price"),
+            F.min("price").alias("min_price"),
+            F.max("price").alias("max_price"),
+            F.sum(F.col("isBestSeller").cast("int")).alias("best_seller_count"),
+            F.avg(F.when(is_rated, F.col("stars"))).alias("avg_stars"),
+            F.sum("boughtInLastMonth").alias("bought_last_month"),
+            F.avg(F.when(has_list_price, 1 - F.col("price") / F.col("listPrice"))).alias("avg_discount"),
+        )
+        .select(F.col("category_id").alias("_id"), "*")
+    )
 
 
 def price_buckets(products: DataFrame) -> DataFrame:
     """Product counts per (category, price bucket); the dashboard sums them for all categories."""
     bucketed = products.withColumn("bucket", _price_bucket_index(F.col("price")))
-    labels = F.create_map(*[item for i in range(len(PRICE_BUCKET_EDGES))
-                            for item in (F.lit(i), F.lit(price_bucket_label(i)))])
-    return bucketed.groupBy("category_id", "bucket").agg(F.count("*").alias("product_count")).select(
-        F.concat_ws(":", "category_id", "bucket").alias("_id"),
-        "category_id", "bucket", labels[F.col("bucket")].alias("label"), "product_count",
+    labels = F.create_map(
+        *[item for i in range(len(PRICE_BUCKET_EDGES)) for item in (F.lit(i), F.lit(price_bucket_label(i)))]
+    )
+    return (
+        bucketed.groupBy("category_id", "bucket")
+        .agg(F.count("*").alias("product_count"))
+        .select(
+            F.concat_ws(":", "category_id", "bucket").alias("_id"),
+            "category_id",
+            "bucket",
+            labels[F.col("bucket")].alias("label"),
+            "product_count",
+        )
     )
 
 
 def rating_distribution(products: DataFrame) -> DataFrame:
     """Products per half-star rating; 'unrated' (no reviews) is its own row."""
     rating = F.when(F.col("reviews") > 0, F.round(F.col("stars") * 2) / 2)
-    return products.groupBy(rating.alias("stars")).agg(F.count("*").alias("product_count")).select(
-        F.coalesce(F.col("stars").cast("string"), F.lit("unrated")).alias("_id"), "stars", "product_count"
+    return (
+        products.groupBy(rating.alias("stars"))
+        .agg(F.count("*").alias("product_count"))
+        .select(F.coalesce(F.col("stars").cast("string"), F.lit("unrated")).alias("_id"), "stars", "product_count")
     )
 
 
 def summary(products: DataFrame, categories: DataFrame) -> DataFrame:
-    return products.agg(
-        F.count("*").alias("products"),
-        F.sum(F.col("isBestSeller").cast("int")).alias("best_sellers"),
-        F.avg("price").alias("avg_price"),
-        F.max("_kafka_ts").alias("newest_record_ts"),
-        F.sum(F.col("category_name").isNull().cast("int")).alias("products_without_category"),
-    ).crossJoin(categories.agg(F.count("*").alias("categories"))).select(F.lit("all").alias("_id"), "*")
+    return (
+        products.agg(
+            F.count("*").alias("products"),
+            F.sum(F.col("isBestSeller").cast("int")).alias("best_sellers"),
+            F.avg("price").alias("avg_price"),
+            F.max("_kafka_ts").alias("newest_record_ts"),
+            F.sum(F.col("category_name").isNull().cast("int")).alias("products_without_category"),
+        )
+        .crossJoin(categories.agg(F.count("*").alias("categories")))
+        .select(F.lit("all").alias("_id"), "*")
+    )

@@ -44,9 +44,14 @@ def exists(spark: SparkSession, path: str) -> bool:
 
 def append_once(batch: DataFrame, path: str, batch_id: int, app_id: str = STREAM_APP_ID) -> None:
     """Append; Delta skips the write when this (app_id, batch_id) was already committed (a replay)."""
-    (batch.write.format("delta").mode("append")
-     .option("txnAppId", app_id).option("txnVersion", batch_id)
-     .option("mergeSchema", "true").save(path))
+    (
+        batch.write.format("delta")
+        .mode("append")
+        .option("txnAppId", app_id)
+        .option("txnVersion", batch_id)
+        .option("mergeSchema", "true")
+        .save(path)
+    )
 
 
 def upsert_newer(spark: SparkSession, updates: DataFrame, path: str, key: str) -> None:
@@ -54,30 +59,43 @@ def upsert_newer(spark: SparkSession, updates: DataFrame, path: str, key: str) -
     if not exists(spark, path):
         updates.write.format("delta").save(path)
         return
-    (DeltaTable.forPath(spark, path).alias("t")
-     .merge(updates.alias("s"), f"t.{key} = s.{key}")
-     .whenMatchedUpdateAll(condition="s._v > t._v")
-     .whenNotMatchedInsertAll()
-     .execute())
+    (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(updates.alias("s"), f"t.{key} = s.{key}")
+        .whenMatchedUpdateAll(condition="s._v > t._v")
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
 
 
 def insert_new(spark: SparkSession, rows: DataFrame, path: str, key: str) -> None:
     if not exists(spark, path):
         rows.write.format("delta").save(path)
         return
-    (DeltaTable.forPath(spark, path).alias("t")
-     .merge(rows.alias("s"), f"t.{key} = s.{key}").whenNotMatchedInsertAll().execute())
+    (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(rows.alias("s"), f"t.{key} = s.{key}")
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
 
 
 def rename_products(spark: SparkSession, categories: DataFrame, products_path: str) -> None:
     """Give products the (new) name of categories that arrived or changed after them."""
     if not exists(spark, products_path):
         return
-    (DeltaTable.forPath(spark, products_path).alias("t")
-     .merge(categories.alias("c"), "t.category_id = c.id")
-     .whenMatchedUpdate(condition="t.category_name IS NULL OR t.category_name <> c.category_name",
-                        set={"category_name": "c.category_name"})
-     .execute())
+    (
+        DeltaTable.forPath(spark, products_path)
+        .alias("t")
+        .merge(categories.alias("c"), "t.category_id = c.id")
+        .whenMatchedUpdate(
+            condition="t.category_name IS NULL OR t.category_name <> c.category_name",
+            set={"category_name": "c.category_name"},
+        )
+        .execute()
+    )
 
 
 def overwrite(frame: DataFrame, path: str) -> None:

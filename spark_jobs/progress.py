@@ -27,8 +27,11 @@ def committed_offsets(query_checkpoint: Path) -> dict[str, dict[str, int]] | Non
 def end_offsets(settings: Settings) -> dict[tuple[str, int], int]:
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
     try:
-        partitions = [TopicPartition(topic, p) for topic in settings.kafka_topics
-                      for p in consumer.partitions_for_topic(topic) or ()]
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in settings.kafka_topics
+            for p in consumer.partitions_for_topic(topic) or ()
+        ]
         return {(tp.topic, tp.partition): end for tp, end in consumer.end_offsets(partitions).items()}
     finally:
         consumer.close()

@@ -33,10 +33,12 @@ def _base_type(annotation: object) -> type:
 
 
 def spark_schema(model: type[BaseModel]) -> StructType:
-    return StructType([
-        StructField(name, _SPARK_TYPES[_base_type(field.annotation)], nullable=True)
-        for name, field in model.model_fields.items()
-    ])
+    return StructType(
+        [
+            StructField(name, _SPARK_TYPES[_base_type(field.annotation)], nullable=True)
+            for name, field in model.model_fields.items()
+        ]
+    )
 
 
 PRODUCT_SCHEMA = spark_schema(Product)

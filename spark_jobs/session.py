@@ -18,13 +18,15 @@ def connector_jars(jars_dir: Path) -> list[str]:
 
 def spark_defaults(config: Settings = settings) -> str:
     """spark-defaults.conf for `spark-submit --properties-file`: the same jars and Delta settings."""
-    return "\n".join([
-        f"spark.jars {','.join(connector_jars(config.spark_jars_dir))}",
-        f"spark.driver.memory {config.spark_driver_memory}",
-        "spark.sql.extensions io.delta.sql.DeltaSparkSessionExtension",
-        "spark.sql.catalog.spark_catalog org.apache.spark.sql.delta.catalog.DeltaCatalog",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"spark.jars {','.join(connector_jars(config.spark_jars_dir))}",
+            f"spark.driver.memory {config.spark_driver_memory}",
+            "spark.sql.extensions io.delta.sql.DeltaSparkSessionExtension",
+            "spark.sql.catalog.spark_catalog org.apache.spark.sql.delta.catalog.DeltaCatalog",
+            "",
+        ]
+    )
 
 
 def build_spark(app_name: str, config: Settings = settings) -> SparkSession:

@@ -25,9 +25,25 @@ from spark_jobs.session import build_spark
 
 log = logging.getLogger("spark_jobs.streaming_job")
 
-PRODUCT_DOCUMENT_FIELDS = ("title", "imgUrl", "productURL", "stars", "reviews", "price", "listPrice",
-                           "category_id", "category_name", "isBestSeller", "boughtInLastMonth",
-                           "_rescued_data", "_topic", "_partition", "_offset", "_kafka_ts", "_v")
+PRODUCT_DOCUMENT_FIELDS = (
+    "title",
+    "imgUrl",
+    "productURL",
+    "stars",
+    "reviews",
+    "price",
+    "listPrice",
+    "category_id",
+    "category_name",
+    "isBestSeller",
+    "boughtInLastMonth",
+    "_rescued_data",
+    "_topic",
+    "_partition",
+    "_offset",
+    "_kafka_ts",
+    "_v",
+)
 
 
 def product_documents(enriched: DataFrame) -> DataFrame:
@@ -70,9 +86,11 @@ class IngestJob:
                 return
             lake.append_once(bronze, self.tables.bronze, batch_id)
             categories = transforms.parse_categories(
-                bronze.where(F.col("_topic") == self.config.kafka_topic_categories)).persist()
+                bronze.where(F.col("_topic") == self.config.kafka_topic_categories)
+            ).persist()
             products = transforms.parse_products(
-                bronze.where(F.col("_topic") == self.config.kafka_topic_products)).persist()
+                bronze.where(F.col("_topic") == self.config.kafka_topic_products)
+            ).persist()
             quarantined = self._quarantine(categories, products)
             self._upsert_categories(transforms.valid_categories(categories))
             self._upsert_products(transforms.valid_products(products))
@@ -134,8 +152,12 @@ class IngestJob:
 
     def _record_progress(self, batch_id: int, input_rows: int, quarantined: int, seconds: float) -> None:
         status = {
-            "_id": "streaming_job", "batch_id": batch_id, "input_rows": input_rows, "quarantined": quarantined,
-            "seconds": round(seconds, 3), "rows_per_second": round(input_rows / seconds, 1) if seconds else None,
+            "_id": "streaming_job",
+            "batch_id": batch_id,
+            "input_rows": input_rows,
+            "quarantined": quarantined,
+            "seconds": round(seconds, 3),
+            "rows_per_second": round(input_rows / seconds, 1) if seconds else None,
             "updated_at": datetime.now(UTC),
         }
         self.db.pipeline_status.delete_many({"_id": "streaming_job"})
@@ -144,7 +166,8 @@ class IngestJob:
 
     def start(self, available_now: bool = False) -> Any:
         writer = (
-            self.kafka_source().writeStream.foreachBatch(self.process_batch)
+            self.kafka_source()
+            .writeStream.foreachBatch(self.process_batch)
             .option("checkpointLocation", str(self.config.checkpoint_dir / "ingest"))
             .queryName("ingest")
         )
@@ -157,14 +180,16 @@ class IngestJob:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--available-now", action="store_true",
-                        help="process every record now in Kafka, then stop (batch-style run)")
+    parser.add_argument(
+        "--available-now", action="store_true", help="process every record now in Kafka, then stop (batch-style run)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spark = build_spark("amazon-lakehouse-ingest")
     query = IngestJob(spark).start(available_now=args.available_now)
-    log.info("streaming from %s into %s and %s", settings.kafka_bootstrap_servers, settings.lakehouse_dir,
-             settings.mongo_uri)
+    log.info(
+        "streaming from %s into %s and %s", settings.kafka_bootstrap_servers, settings.lakehouse_dir, settings.mongo_uri
+    )
     query.awaitTermination()
 
 

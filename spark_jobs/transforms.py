@@ -90,10 +90,14 @@ def category_rules() -> list[tuple[str, Column]]:
         *_envelope_rules(),
         ("id: missing or not a whole number", _missing("id")),
         ("id: not positive", F.col("record.id") <= 0),
-        ("category_name: missing or empty",
-         _missing("category_name") | (F.length(F.trim(F.col("record.category_name"))) == 0)),
-        (f"category_name: longer than {MAX_CATEGORY_NAME_LENGTH} characters",
-         F.length("record.category_name") > MAX_CATEGORY_NAME_LENGTH),
+        (
+            "category_name: missing or empty",
+            _missing("category_name") | (F.length(F.trim(F.col("record.category_name"))) == 0),
+        ),
+        (
+            f"category_name: longer than {MAX_CATEGORY_NAME_LENGTH} characters",
+            F.length("record.category_name") > MAX_CATEGORY_NAME_LENGTH,
+        ),
     ]
 
 
@@ -132,8 +136,11 @@ def valid_products(checked: DataFrame) -> DataFrame:
         *KAFKA_COLUMNS,
     )
     defaulted = typed.select(
-        *[c for c in PRODUCT_FIELDS if c not in ("listPrice", "isBestSeller", "boughtInLastMonth",
-                                                  "imgUrl", "productURL")],
+        *[
+            c
+            for c in PRODUCT_FIELDS
+            if c not in ("listPrice", "isBestSeller", "boughtInLastMonth", "imgUrl", "productURL")
+        ],
         F.col("_img").alias("imgUrl"),
         F.col("_url").alias("productURL"),
         F.col("_list_price").alias("listPrice"),
@@ -142,8 +149,9 @@ def valid_products(checked: DataFrame) -> DataFrame:
         "_rescued_data",
         *KAFKA_COLUMNS,
     )
-    return latest_per_key(defaulted, "asin").select(*PRODUCT_FIELDS, "_rescued_data", *KAFKA_COLUMNS,
-                                                     F.col("_offset").alias("_v"))
+    return latest_per_key(defaulted, "asin").select(
+        *PRODUCT_FIELDS, "_rescued_data", *KAFKA_COLUMNS, F.col("_offset").alias("_v")
+    )
 
 
 def valid_categories(checked: DataFrame) -> DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import subprocess
 import uuid
@@ -11,8 +12,8 @@ from pathlib import Path
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from lakehouse.settings import PROJECT_ROOT, Settings
 from lakehouse.net import host_port, port_open
+from lakehouse.settings import PROJECT_ROOT, Settings
 from stack.processes import ServiceProcess, wait_until
 
 log = logging.getLogger(__name__)
@@ -38,25 +39,27 @@ def java_command(main_class: str, *args: str) -> list[str]:
 def server_properties(settings: Settings, data_dir: Path) -> str:
     host, port = host_port(settings.kafka_bootstrap_servers.split(",")[0])
     controller = f"{host}:{port + 1}"
-    return "\n".join([
-        "process.roles=broker,controller",
-        "node.id=1",
-        f"controller.quorum.voters=1@{controller}",
-        f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{controller}",
-        f"advertised.listeners=PLAINTEXT://{host}:{port}",
-        "controller.listener.names=CONTROLLER",
-        "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-        f"log.dirs={data_dir}",
-        # Topics are created by the project with explicit partitions, never by a typo in a producer.
-        "auto.create.topics.enable=false",
-        f"num.partitions={settings.kafka_topic_partitions}",
-        "offsets.topic.replication.factor=1",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
-        "group.initial.rebalance.delay.ms=0",
-        "",
-    ])
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@{controller}",
+            f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{controller}",
+            f"advertised.listeners=PLAINTEXT://{host}:{port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={data_dir}",
+            # Topics are created by the project with explicit partitions, never by a typo in a producer.
+            "auto.create.topics.enable=false",
+            f"num.partitions={settings.kafka_topic_partitions}",
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "",
+        ]
+    )
 
 
 class KafkaBroker:
@@ -79,7 +82,8 @@ class KafkaBroker:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         subprocess.run(
             java_command("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
 
     def start(self, timeout: float = 90.0) -> None:
@@ -102,8 +106,7 @@ class KafkaBroker:
         if not port_open(*host_port(self.settings.kafka_bootstrap_servers.split(",")[0])):
             return False
         try:
-            admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers,
-                                     request_timeout_ms=3000)
+            admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers, request_timeout_ms=3000)
         except KafkaError:
             return False
         try:
@@ -124,10 +127,8 @@ class KafkaBroker:
                 if name not in existing
             ]
             if wanted:
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
                     admin.create_topics(wanted)
-                except TopicAlreadyExistsError:
-                    pass
                 log.info("created topics %s", ", ".join(t.name for t in wanted))
         finally:
             admin.close()

@@ -51,14 +51,28 @@ class MongoServer:
     def command(self) -> list[str]:
         host, port = self._listen()
         if self.kind == "mongod":
-            return ["mongod", "--dbpath", str(self.home / "mongod"), "--bind_ip", host, "--port", str(port),
-                    "--wiredTigerCacheSizeGB", "0.5"]
+            return [
+                "mongod",
+                "--dbpath",
+                str(self.home / "mongod"),
+                "--bind_ip",
+                host,
+                "--port",
+                str(port),
+                "--wiredTigerCacheSizeGB",
+                "0.5",
+            ]
         if not FERRETDB_BINARY.exists():
             raise RuntimeError(f"{FERRETDB_BINARY} missing: run `make setup`")
         return [
-            str(FERRETDB_BINARY), "--handler=sqlite", f"--sqlite-url=file:{self.home / 'sqlite'}/",
-            f"--listen-addr={host}:{port}", f"--state-dir={self.home / 'state'}",
-            "--debug-addr=127.0.0.1:0", "--telemetry=disable", "--log-level=warn",
+            str(FERRETDB_BINARY),
+            "--handler=sqlite",
+            f"--sqlite-url=file:{self.home / 'sqlite'}/",
+            f"--listen-addr={host}:{port}",
+            f"--state-dir={self.home / 'state'}",
+            "--debug-addr=127.0.0.1:0",
+            "--telemetry=disable",
+            "--log-level=warn",
         ]
 
     def start(self, timeout: float = 60.0) -> None:

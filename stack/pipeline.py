@@ -24,9 +24,11 @@ def wait_for_mongo(uri: str, database: str, products: int, categories: int, time
     db = MongoClient(uri)[database]
 
     def arrived() -> bool:
-        return (db.products.count_documents({}) >= products
-                and db.categories.count_documents({}) >= categories
-                and db.products.count_documents({"category_name": None}) == 0)
+        return (
+            db.products.count_documents({}) >= products
+            and db.categories.count_documents({}) >= categories
+            and db.products.count_documents({"category_name": None}) == 0
+        )
 
     return wait_until(arrived, timeout, interval=1.0)
 
@@ -35,8 +37,11 @@ def run_pipeline(stack: LocalStack, timeout: float = 900.0) -> bool:
     config = stack.settings
     started = time.monotonic()
     stack.up()
-    print(f"API docs:  {config.api_url}/docs\nDashboard: http://127.0.0.1:{config.dashboard_port}\n"
-          f"MongoDB:   {config.mongo_uri} (database {config.mongo_db})", flush=True)
+    print(
+        f"API docs:  {config.api_url}/docs\nDashboard: http://127.0.0.1:{config.dashboard_port}\n"
+        f"MongoDB:   {config.mongo_uri} (database {config.mongo_db})",
+        flush=True,
+    )
     products = api_client.default_input("amazon_products.csv")
     categories = api_client.default_input("amazon_categories.csv")
     summary = api_client.run(products, categories, config.api_url, config.api_key)
@@ -44,10 +49,15 @@ def run_pipeline(stack: LocalStack, timeout: float = 900.0) -> bool:
     arrived = wait_for_mongo(config.mongo_uri, config.mongo_db, expected_products, expected_categories, timeout)
     db = MongoClient(config.mongo_uri)[config.mongo_db]
     in_mongo = db.products.count_documents({})
-    print(f"records sent: {summary.sent} (accepted {summary.accepted}, rejected {len(summary.rejected)}); "
-          f"records in MongoDB: {in_mongo} products, {db.categories.count_documents({})} categories; "
-          f"seconds taken: {time.monotonic() - started:.0f}", flush=True)
+    print(
+        f"records sent: {summary.sent} (accepted {summary.accepted}, rejected {len(summary.rejected)}); "
+        f"records in MongoDB: {in_mongo} products, {db.categories.count_documents({})} categories; "
+        f"seconds taken: {time.monotonic() - started:.0f}",
+        flush=True,
+    )
     if not arrived:
-        print(f"the stream did not deliver {expected_products} products within {timeout:.0f}s; "
-              f"see {config.runtime_dir / 'logs'}")
+        print(
+            f"the stream did not deliver {expected_products} products within {timeout:.0f}s; "
+            f"see {config.runtime_dir / 'logs'}"
+        )
     return arrived and summary.ok

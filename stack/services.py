@@ -59,9 +59,21 @@ class LocalStack:
 
     def start_api(self, timeout: float = 60.0) -> None:
         process = self.process("api")
-        process.start([self.python, "-m", "uvicorn", "api_ingest.main:app", "--host", self.settings.api_host,
-                       "--port", str(self.settings.api_port), "--no-access-log"], env=self.env,
-                      cwd=PROJECT_ROOT)
+        process.start(
+            [
+                self.python,
+                "-m",
+                "uvicorn",
+                "api_ingest.main:app",
+                "--host",
+                self.settings.api_host,
+                "--port",
+                str(self.settings.api_port),
+                "--no-access-log",
+            ],
+            env=self.env,
+            cwd=PROJECT_ROOT,
+        )
         if not wait_until(lambda: _http_ok(f"{self.settings.api_url}/health"), timeout):
             raise RuntimeError(f"the API did not start in {timeout:.0f}s:\n{process.log_tail()}")
 
@@ -70,11 +82,25 @@ class LocalStack:
 
     def start_dashboard(self, timeout: float = 60.0) -> None:
         process = self.process("dashboard")
-        process.start([
-            self.python, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard" / "app.py"),
-            "--server.port", str(self.settings.dashboard_port), "--server.address", "127.0.0.1",
-            "--server.headless", "true", "--browser.gatherUsageStats", "false",
-        ], env=self.env, cwd=PROJECT_ROOT)
+        process.start(
+            [
+                self.python,
+                "-m",
+                "streamlit",
+                "run",
+                str(PROJECT_ROOT / "dashboard" / "app.py"),
+                "--server.port",
+                str(self.settings.dashboard_port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            env=self.env,
+            cwd=PROJECT_ROOT,
+        )
         health = f"http://127.0.0.1:{self.settings.dashboard_port}/_stcore/health"
         if not wait_until(lambda: _http_ok(health), timeout):
             raise RuntimeError(f"the dashboard did not start in {timeout:.0f}s:\n{process.log_tail()}")

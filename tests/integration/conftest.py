@@ -61,13 +61,13 @@ class Pipeline:
 
     def wait_until_idle(self, timeout: float = 300.0) -> None:
         """Until a batch has run after everything now in Kafka was produced (the job keeps up)."""
+
         def caught_up() -> bool:
             self.fail_if_job_died()
             lag = lag_per_topic(self.settings)
             return lag is not None and sum(lag.values()) == 0
 
         assert wait_until(caught_up, timeout, interval=1.0), self.stack.process("job").log_tail()
-
 
 
 @pytest.fixture

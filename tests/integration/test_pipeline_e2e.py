@@ -19,8 +19,11 @@ MEMORY_BUDGET_BYTES = 6 * 2**30
 
 def expected_documents(products_csv: Path, categories_csv: Path) -> dict[str, dict]:
     """asin -> the product as the CSV says it, with its category's name; the last row of an asin wins."""
-    names = {item.data["id"]: item.data["category_name"] for item in read_categories(categories_csv)
-             if isinstance(item, Record)}
+    names = {
+        item.data["id"]: item.data["category_name"]
+        for item in read_categories(categories_csv)
+        if isinstance(item, Record)
+    }
     expected = {}
     for item in read_products(products_csv):
         assert isinstance(item, Record), f"the test input has a bad row: {item}"
@@ -51,12 +54,10 @@ def ingest_and_check(pipeline: Pipeline, products_csv: Path, categories_csv: Pat
 
 def test_generated_sample_arrives_exactly_once_with_every_field(pipeline: Pipeline, infrastructure) -> None:
     with MemorySampler(infrastructure, pipeline.stack) as memory:
-        ingest_and_check(pipeline, SAMPLE_DATASET / "amazon_products.csv",
-                         SAMPLE_DATASET / "amazon_categories.csv")
+        ingest_and_check(pipeline, SAMPLE_DATASET / "amazon_products.csv", SAMPLE_DATASET / "amazon_categories.csv")
     print(f"peak memory of the local stack: {memory.peak / 2**30:.2f} GiB")
     assert memory.peak < MEMORY_BUDGET_BYTES
 
 
 def test_real_kaggle_sample_arrives_exactly_once(pipeline: Pipeline, shared_dataset: Path) -> None:
-    ingest_and_check(pipeline, shared_dataset / "amazon_products_sample.csv",
-                     shared_dataset / "amazon_categories.csv")
+    ingest_and_check(pipeline, shared_dataset / "amazon_products_sample.csv", shared_dataset / "amazon_categories.csv")

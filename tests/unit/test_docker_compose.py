@@ -1,0 +1,79 @@
+"""docker-compose.yml cannot start here (no Docker engine); check what can be checked offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from lakehouse.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+DOCUMENTED_PORTS = {
+    "api": 8000,
+    "dashboard": 8501,
+    "kafka": 9092,
+    "mongo": 27017,
+    "mongo-express": 8081,
+    "kafka-ui": 8080,
+    "spark-master": 8090,
+    "jupyter": 8888,
+}
+
+
+def test_every_component_of_the_pipeline_is_a_service() -> None:
+    assert {
+        "kafka",
+        "kafka-init",
+        "mongo",
+        "mongo-express",
+        "kafka-ui",
+        "api",
+        "spark-master",
+        "spark-worker",
+        "spark-job",
+        "dashboard",
+        "jupyter",
+    } <= set(SERVICES)
+    assert SERVICES["jupyter"]["profiles"] == ["explore"]
+
+
+def test_ports_are_the_documented_ones() -> None:
+    for service, port in DOCUMENTED_PORTS.items():
+        assert f"{port}:{port}" in SERVICES[service]["ports"], service
+        assert str(port) in (ROOT / "README.md").read_text(), f"README does not document {service}'s port"
+
+
+def test_images_are_real_and_pinned() -> None:
+    for name, service in SERVICES.items():
+        image = service.get("image", "")
+        assert (":" in image and not image.endswith(":latest")) or image.startswith("amazon-lakehouse"), name
+    assert SERVICES["kafka"]["image"] == "apache/kafka:3.9.1"
+    assert SERVICES["mongo"]["image"].startswith("mongo:")
+
+
+def test_dependencies_wait_for_health_and_health_is_checked() -> None:
+    for name, service in SERVICES.items():
+        for dependency, condition in (service.get("depends_on") or {}).items():
+            assert condition["condition"] in ("service_healthy", "service_completed_successfully", "service_started"), (
+                name
+            )
+            if condition["condition"] == "service_healthy":
+                assert "healthcheck" in SERVICES[dependency], dependency
+    for name in ("kafka", "mongo", "api", "dashboard", "spark-master"):
+        assert SERVICES[name]["healthcheck"]["test"], name
+
+
+def test_applications_use_the_same_variable_names_as_local_mode() -> None:
+    known = {name.upper() for name in Settings.model_fields}
+    for name in ("api", "spark-job", "dashboard", "jupyter"):
+        environment = SERVICES[name]["environment"]
+        assert set(environment) <= known, set(environment) - known
+        assert environment["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:29092"
+        assert environment["API_KEY"].startswith("${API_KEY:?"), "the API key is required, never defaulted"
+
+
+def test_mongo_cache_is_capped() -> None:
+    assert SERVICES["mongo"]["command"] == ["--wiredTigerCacheSizeGB", "0.5"]

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import re
+import tomllib
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from lakehouse.settings import DEFAULT_API_KEY, Settings, load_settings, settings_env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_environment_variables_override_local_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
+    monkeypatch.setenv("MONGO_URI", "mongodb://m1,m2/?replicaSet=rs0")
+    config = load_settings()
+    assert config.kafka_bootstrap_servers == "k1:9092,k2:9092"
+    assert config.mongo_uri == "mongodb://m1,m2/?replicaSet=rs0"
+
+
+def test_derived_paths_follow_the_runtime_dir(tmp_path: Path) -> None:
+    config = load_settings(runtime_dir=tmp_path)
+    assert (config.lakehouse_dir, config.checkpoint_dir) == (tmp_path / "lakehouse", tmp_path / "checkpoints")
+
+
+def test_settings_survive_the_trip_through_a_child_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load_settings(mongo_db="elsewhere", kafka_topic_partitions=6)
+    for name, value in settings_env(config).items():
+        monkeypatch.setenv(name, value)
+    assert load_settings() == config
+
+
+def test_the_default_api_key_is_refused_outside_local_mode() -> None:
+    assert Settings(api_key=DEFAULT_API_KEY).api_key == DEFAULT_API_KEY
+    with pytest.raises(ValidationError, match="API_KEY must be changed"):
+        Settings(environment="production", api_key=DEFAULT_API_KEY)
+
+
+def _pom_properties() -> dict[str, str]:
+    namespace = {"m": "http://maven.apache.org/POM/4.0.0"}
+    properties = ET.parse(ROOT / "pom.xml").getroot().find("m:properties", namespace)
+    assert properties is not None
+    return {child.tag.split("}")[1]: child.text or "" for child in properties}
+
+
+def test_spark_connector_jars_match_pyspark_exactly() -> None:
+    pins = {
+        re.split("==", d)[0]: re.split("==", d)[1]
+        for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    pom = _pom_properties()
+    assert pom["spark.version"] == pins["pyspark"]
+    assert pom["delta.version"] == pins["delta-spark"]
+    jars = {p.name for p in (ROOT / "build" / "jars" / "spark").glob("*.jar")}
+    assert f"spark-sql-kafka-0-10_2.12-{pins['pyspark']}.jar" in jars
+    assert f"delta-spark_2.12-{pins['delta-spark']}.jar" in jars

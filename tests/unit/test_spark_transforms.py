@@ -1,0 +1,146 @@
+"""The job's pure steps on tiny DataFrames (a local SparkSession, no Kafka)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pandas as pd
+import pytest
+
+from dataset.generate import product_rows
+from spark_jobs import gold, transforms
+
+TOPIC = "ingest-product"
+GOOD = {"asin": "B000000001", "title": "t", "stars": 4.5, "reviews": 3, "price": 1.5, "category_id": 3}
+
+
+def kafka_rows(spark, values: list[bytes | str | dict], topic: str = TOPIC):
+    def encode(value: bytes | str | dict) -> bytes:
+        if isinstance(value, dict):
+            return json.dumps(value).encode()
+        return value.encode() if isinstance(value, str) else value
+
+    rows = [(topic, 0, offset, datetime(2024, 1, 1), b"k", encode(v)) for offset, v in enumerate(values)]
+    return spark.createDataFrame(
+        rows, "topic string, partition int, offset long, timestamp timestamp, key binary, value binary"
+    )
+
+
+def reasons(spark, values: list) -> list[str | None]:
+    checked = transforms.parse_products(transforms.to_bronze(kafka_rows(spark, values)))
+    return [row["_error"] for row in checked.orderBy("_offset").collect()]
+
+
+def test_every_rule_names_the_failure(spark) -> None:
+    assert reasons(
+        spark,
+        [
+            GOOD,
+            "not json",
+            "[1, 2]",
+            b'{"asin": "B000000002", "title": "\xff"}',
+            {**GOOD, "asin": None},
+            {**GOOD, "asin": "bad"},
+            {**GOOD, "title": ""},
+            {**GOOD, "title": "x" * 4001},
+            {**GOOD, "price": "abc"},
+            {**GOOD, "price": -1},
+            {**GOOD, "stars": 7},
+            {**GOOD, "reviews": -2},
+            {**GOOD, "category_id": 0},
+            {**GOOD, "listPrice": -1},
+        ],
+    ) == [
+        None,
+        "not a JSON object",
+        "not a JSON object",
+        "value: not valid UTF-8",
+        "asin: missing",
+        "asin: not 10 upper-case letters or digits",
+        "title: missing or empty",
+        "title: longer than 4000 characters",
+        "price: missing or not a number",
+        "price: negative",
+        "stars: outside [0, 5]",
+        "reviews: negative",
+        "category_id: not positive",
+        "listPrice: negative",
+    ]
+
+
+def test_quarantine_keeps_raw_value_reason_and_kafka_coordinates(spark) -> None:
+    checked = transforms.parse_products(transforms.to_bronze(kafka_rows(spark, [GOOD, "oops"])))
+    [row] = transforms.quarantined(checked).collect()
+    assert (row["_id"], row["reason"], row["raw_value"], row["_partition"], row["_offset"]) == (
+        f"{TOPIC}:0:1",
+        "not a JSON object",
+        "oops",
+        0,
+        1,
+    )
+
+
+def test_latest_offset_wins_and_unknown_fields_are_rescued(spark) -> None:
+    values = [GOOD, {**GOOD, "price": 2.5, "colour": "red"}, {**GOOD, "asin": "B000000009"}]
+    checked = transforms.parse_products(transforms.to_bronze(kafka_rows(spark, values)))
+    rows = {r["asin"]: r for r in transforms.valid_products(checked).collect()}
+    assert rows["B000000001"]["price"] == 2.5
+    assert rows["B000000001"]["_v"] == 1
+    assert json.loads(rows["B000000001"]["_rescued_data"]) == {"colour": "red"}
+    assert rows["B000000009"]["_rescued_data"] is None
+    assert (rows["B000000009"]["listPrice"], rows["B000000009"]["isBestSeller"]) == (0.0, False)
+
+
+def test_products_whose_category_has_not_arrived_are_kept(spark) -> None:
+    products = spark.createDataFrame([("A", 1), ("B", 2)], "asin string, category_id long")
+    categories = spark.createDataFrame([(1, "Toys")], "id long, category_name string")
+    joined = {r["asin"]: r["category_name"] for r in transforms.enrich_with_categories(products, categories).collect()}
+    assert joined == {"A": "Toys", "B": None}
+
+
+def test_categories_parse_and_keep_the_latest_name(spark) -> None:
+    rows = kafka_rows(
+        spark,
+        [{"id": 1, "category_name": "Toys"}, {"id": 1, "category_name": " Games "}, {"id": -1, "category_name": "x"}],
+        topic="ingest-category",
+    )
+    checked = transforms.parse_categories(transforms.to_bronze(rows))
+    assert [r["_error"] for r in checked.orderBy("_offset").collect()] == [None, None, "id: not positive"]
+    assert [(r["id"], r["category_name"]) for r in transforms.valid_categories(checked).collect()] == [(1, "Games")]
+
+
+@pytest.fixture(scope="module")
+def generated(spark):
+    rows = [
+        {**row, "category_name": f"c{row['category_id']}", "_kafka_ts": datetime(2024, 1, 1)}
+        for row in product_rows(3000, 12, seed=3)
+    ]
+    frame = pd.DataFrame(rows)
+    return frame, spark.createDataFrame(frame)
+
+
+def test_gold_category_stats_equal_a_pandas_computation(spark, generated) -> None:
+    frame, products = generated
+    stats = gold.category_stats(products).toPandas().set_index("category_id").sort_index()
+    expected = frame.groupby("category_id").agg(
+        product_count=("asin", "size"),
+        avg_price=("price", "mean"),
+        median_price=("price", "median"),
+        best_seller_count=("isBestSeller", "sum"),
+    )
+    assert stats["product_count"].tolist() == expected["product_count"].tolist()
+    assert stats["best_seller_count"].tolist() == expected["best_seller_count"].tolist()
+    assert stats["avg_price"].round(6).tolist() == expected["avg_price"].round(6).tolist()
+    assert stats["median_price"].round(6).tolist() == expected["median_price"].round(6).tolist()
+
+
+def test_gold_price_buckets_count_every_product_once(spark, generated) -> None:
+    frame, products = generated
+    buckets = gold.price_buckets(products).toPandas()
+    assert buckets["product_count"].sum() == len(frame)
+    edges = list(gold.PRICE_BUCKET_EDGES[1:])
+    expected = pd.Series([sum(p >= e for e in edges) for p in frame["price"]]).value_counts().sort_index()
+    got = buckets.groupby("bucket")["product_count"].sum().sort_index()
+    assert got.tolist() == expected.tolist()
+    assert gold.price_bucket_label(0) == "$0-5" and gold.price_bucket_label(10) == "$5,000+"

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from client.transformer import BadRow, Record, main, read_categories, read_products
+
+HEADER = "asin,title,imgUrl,productURL,stars,reviews,price,listPrice,category_id,isBestSeller,boughtInLastMonth\n"
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "amazon_products.csv"
+    path.write_text(HEADER + body, encoding="utf-8")
+    return path
+
+
+def test_quoted_commas_newlines_and_unicode_survive(tmp_path: Path) -> None:
+    path = write(tmp_path, 'B0000000A1,"Crème brûlée set, 2-Pack\n(""blue"")",u,p,4.5,12,9.99,,7,True,100\n')
+    [record] = list(read_products(path))
+    assert record == Record(
+        2,
+        {
+            "asin": "B0000000A1",
+            "title": 'Crème brûlée set, 2-Pack\n("blue")',
+            "imgUrl": "u",
+            "productURL": "p",
+            "stars": 4.5,
+            "reviews": 12,
+            "price": 9.99,
+            "listPrice": 0.0,
+            "category_id": 7,
+            "isBestSeller": True,
+            "boughtInLastMonth": 100,
+        },
+    )
+
+
+def test_bad_rows_are_reported_with_their_line_and_the_rest_goes_on(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "B0000000A1,ok,u,p,4.5,1,1.0,0.0,7,False,0\n"
+        "B0000000A2,bad price,u,p,4.5,1,abc,0.0,7,False,0\n"
+        "B0000000A3,bad bool,u,p,4.5,1,1.0,0.0,7,maybe,0\n"
+        "short,row\n"
+        "B0000000A4,negative,u,p,4.5,1,-3,0.0,7,False,0\n"
+        "B0000000A5,ok,u,p,4.5,1,1.0,0.0,7,False,0\n",
+    )
+    items = list(read_products(path))
+    assert [type(i) for i in items] == [Record, BadRow, BadRow, BadRow, BadRow, Record]
+    bad = {i.line: i.reason for i in items if isinstance(i, BadRow)}
+    assert bad[3] == "price: could not convert string to float: 'abc'"
+    assert bad[4] == "isBestSeller: not a boolean: 'maybe'"
+    assert bad[5].startswith("missing fields: imgUrl")
+    assert bad[6] == "price: Input should be greater than or equal to 0"
+
+
+def test_whole_number_counts_written_as_floats_are_accepted(tmp_path: Path) -> None:
+    path = write(tmp_path, "B0000000A1,t,u,p,4.0,3.0,1,0,7.0,False,50.0\n")
+    [record] = list(read_products(path))
+    assert isinstance(record, Record)
+    assert (record.data["reviews"], record.data["category_id"], record.data["boughtInLastMonth"]) == (3, 7, 50)
+
+
+def test_a_file_without_the_kaggle_header_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="header lacks asin"):
+        list(read_products(path))
+
+
+def test_categories(tmp_path: Path) -> None:
+    path = tmp_path / "amazon_categories.csv"
+    path.write_text("id,category_name\n1,Beading & Jewelry Making\n2, \nx,Bad id\n", encoding="utf-8")
+    items = list(read_categories(path))
+    assert items[0] == Record(2, {"id": 1, "category_name": "Beading & Jewelry Making"})
+    assert [type(i) for i in items[1:]] == [BadRow, BadRow]
+
+
+def test_command_line_writes_json_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "B0000000A1,t,u,p,4.0,3,1,0,7,False,50\n")
+    assert main([str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["asin"] == "B0000000A1"
