@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 UV := build/tools/bin/uv
 MVN := mvn -B -q
 
-.PHONY: setup run up down status test test-unit test-integration lint bench clean distclean
+.PHONY: lock setup run up down status test test-unit test-integration lint bench clean distclean
 
 setup: $(VENV)/.installed build/jars/kafka/.copied build/jars/spark/.copied build/bin/ferretdb build/spark-defaults.conf
 
@@ -20,15 +20,15 @@ $(UV):
 	$(PYTHON) -m venv build/tools
 	build/tools/bin/pip install -q uv==$(UV_VERSION)
 
-$(VENV)/.installed: requirements.lock pyproject.toml | $(UV)
+$(VENV)/.installed: requirements.lock | $(UV)
 	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV)
 	VIRTUAL_ENV=$(VENV) $(UV) pip sync -q requirements.lock
 	VIRTUAL_ENV=$(VENV) $(UV) pip install -q --no-deps -e .
 	touch $@
 
-# Regenerate the lock after changing a pin in pyproject.toml.
-requirements.lock: pyproject.toml | $(UV)
-	$(UV) pip compile -q --extra dev --python-version 3.11 pyproject.toml -o $@
+# After changing a pin in pyproject.toml: `make lock`, then commit requirements.lock.
+lock: | $(UV)
+	$(UV) pip compile -q --extra dev --python-version 3.11 pyproject.toml -o requirements.lock
 
 build/jars/%/.copied: pom.xml
 	rm -rf build/jars/$*

@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--exit-after-ingest", action="store_true", help="stop the stack once the sample is in")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "kafka"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     stack = LocalStack(load_settings())
     if args.command == "up":
         unknown = set(args.services) - set(ALL_SERVICES)

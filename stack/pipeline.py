@@ -9,6 +9,8 @@ from pymongo import MongoClient
 
 from client import api_client
 from client.transformer import Record, read_categories, read_products
+from lakehouse.settings import Settings
+from spark_jobs.progress import lag_per_topic
 from stack.processes import wait_until
 from stack.services import LocalStack
 
@@ -20,12 +22,16 @@ def distinct_keys(products: Path, categories: Path) -> tuple[int, int]:
     return len(asins), len(ids)
 
 
-def wait_for_mongo(uri: str, database: str, products: int, categories: int, timeout: float) -> bool:
-    db = MongoClient(uri)[database]
+def wait_for_stream(config: Settings, products: int, categories: int, timeout: float) -> bool:
+    """Until the job has processed everything now in Kafka and MongoDB holds every key, named."""
+    db = MongoClient(config.mongo_uri)[config.mongo_db]
 
     def arrived() -> bool:
+        lag = lag_per_topic(config)
         return (
-            db.products.count_documents({}) >= products
+            lag is not None
+            and sum(lag.values()) == 0
+            and db.products.count_documents({}) >= products
             and db.categories.count_documents({}) >= categories
             and db.products.count_documents({"category_name": None}) == 0
         )
@@ -46,7 +52,7 @@ def run_pipeline(stack: LocalStack, timeout: float = 900.0) -> bool:
     categories = api_client.default_input("amazon_categories.csv")
     summary = api_client.run(products, categories, config.api_url, config.api_key)
     expected_products, expected_categories = distinct_keys(products, categories)
-    arrived = wait_for_mongo(config.mongo_uri, config.mongo_db, expected_products, expected_categories, timeout)
+    arrived = wait_for_stream(config, expected_products, expected_categories, timeout)
     db = MongoClient(config.mongo_uri)[config.mongo_db]
     in_mongo = db.products.count_documents({})
     print(
