@@ -69,17 +69,17 @@ class ServiceProcess:
             self.pid_file.unlink(missing_ok=True)
             return False
         _signal_group(pid, sig)
-        if not wait_until(lambda: not _alive(pid), timeout):
+        if sig != signal.SIGKILL and not wait_until(lambda: not _alive(pid), timeout):
             log.warning("%s (pid %d) ignored %s for %.0fs; killing it", self.name, pid, sig.name, timeout)
             _signal_group(pid, signal.SIGKILL)
-            wait_until(lambda: not _alive(pid), 10)
+        wait_until(lambda: not _alive(pid), 10)
         self.pid_file.unlink(missing_ok=True)
         log.info("stopped %s (pid %d)", self.name, pid)
         return True
 
     def kill(self) -> bool:
         """SIGKILL at once: what a crash looks like to everything else."""
-        return self.stop(timeout=0.0, sig=signal.SIGKILL)
+        return self.stop(sig=signal.SIGKILL)
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -37,7 +38,12 @@ class LocalStack:
         self.kafka = KafkaBroker(settings)
         self.mongo = MongoServer(settings)
         self.python = sys.executable
-        self.env = settings_env(settings)
+        # As if the venv were activated: spark-submit finds pyspark through the `python3` on PATH.
+        venv_bin = str(Path(self.python).parent)
+        self.env = settings_env(settings) | {
+            "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYSPARK_PYTHON": self.python,
+        }
 
     def process(self, name: str) -> ServiceProcess:
         if name in APPLICATIONS and self.instance:
@@ -77,8 +83,18 @@ class LocalStack:
         if not wait_until(lambda: _http_ok(f"{self.settings.api_url}/health"), timeout):
             raise RuntimeError(f"the API did not start in {timeout:.0f}s:\n{process.log_tail()}")
 
-    def start_job(self) -> None:
-        self.process("job").start([self.python, "-m", "spark_jobs.streaming_job"], env=self.env, cwd=PROJECT_ROOT)
+    def start_job(self, spark_submit: bool = False) -> None:
+        """The streaming job, as `python -m` or, as a user would run it, through `spark-submit`."""
+        if spark_submit:
+            command = [
+                str(Path(self.python).parent / "spark-submit"),
+                "--properties-file",
+                str(PROJECT_ROOT / "build" / "spark-defaults.conf"),
+                "spark_jobs/streaming_job.py",
+            ]
+        else:
+            command = [self.python, "-m", "spark_jobs.streaming_job"]
+        self.process("job").start(command, env=self.env, cwd=PROJECT_ROOT)
 
     def start_dashboard(self, timeout: float = 60.0) -> None:
         process = self.process("dashboard")

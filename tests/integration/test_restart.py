@@ -27,7 +27,7 @@ def split_csv(source: Path, first: Path, second: Path, first_rows: int) -> None:
             writer.writerows(itertools.chain([header], part))
 
 
-def test_job_killed_mid_ingest_resumes_from_checkpoint(pipeline: Pipeline, tmp_path: Path) -> None:
+def test_job_killed_mid_ingest_resumes_from_checkpoint_under_spark_submit(pipeline: Pipeline, tmp_path: Path) -> None:
     products = SAMPLE_DATASET / "amazon_products.csv"
     categories = SAMPLE_DATASET / "amazon_categories.csv"
     first, second = tmp_path / "first.csv", tmp_path / "second.csv"
@@ -39,7 +39,7 @@ def test_job_killed_mid_ingest_resumes_from_checkpoint(pipeline: Pipeline, tmp_p
     assert pipeline.stack.process("job").kill()
     assert api_client.run(second, categories, api, show_progress=False).ok
 
-    pipeline.stack.start_job()
+    pipeline.stack.start_job(spark_submit=True)
     pipeline.wait_for_products(len(expected_documents(products, categories)))
     pipeline.wait_until_idle()
     assert_mongo_matches(pipeline, products, categories)
