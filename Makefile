@@ -11,10 +11,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV := build/tools/bin/uv
 MVN := mvn -B -q
+# The dashboard's browser test drives Debian's Chromium; installed once per machine (root, or sudo).
+CHROMEDRIVER := /usr/bin/chromedriver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: lock setup run up down status test test-unit test-integration lint bench clean distclean
 
-setup: $(VENV)/.installed build/jars/kafka/.copied build/jars/spark/.copied build/bin/ferretdb build/spark-defaults.conf
+setup: $(VENV)/.installed build/jars/kafka/.copied build/jars/spark/.copied build/bin/ferretdb build/spark-defaults.conf \
+	$(CHROMEDRIVER)
 
 $(UV):
 	$(PYTHON) -m venv build/tools
@@ -47,6 +51,10 @@ build/bin/ferretdb:
 	echo $(FERRETDB_VERSION) > build/ferretdb-src/build/version/version.txt
 	cd build/ferretdb-src && go build -o ../bin/ferretdb ./cmd/ferretdb
 	rm -rf build/ferretdb-src
+
+$(CHROMEDRIVER):
+	$(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium chromium-driver
 
 build/spark-defaults.conf: build/jars/spark/.copied $(VENV)/.installed
 	$(PY) -m spark_jobs.session $@

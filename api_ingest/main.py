@@ -18,9 +18,11 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pymongo import MongoClient
 from starlette.concurrency import run_in_threadpool
 
 from api_ingest.producer import DeliveryError, RecordProducer
+from api_ingest.reads import router as read_router
 from lakehouse.net import any_bootstrap_reachable
 from lakehouse.schemas import Category, Product
 from lakehouse.settings import settings
@@ -41,11 +43,14 @@ class Accepted(BaseModel):
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.producer = RecordProducer(settings.kafka_bootstrap_servers)
-    log.info("producing to %s", settings.kafka_bootstrap_servers)
+    mongo: MongoClient = MongoClient(settings.mongo_uri, serverSelectionTimeoutMS=3000)
+    app.state.db = mongo[settings.mongo_db]
+    log.info("producing to %s, reading from %s", settings.kafka_bootstrap_servers, settings.mongo_uri)
     try:
         yield
     finally:
         app.state.producer.close()
+        mongo.close()
 
 
 app = FastAPI(
@@ -54,6 +59,7 @@ app = FastAPI(
     description=__doc__,
     lifespan=lifespan,
 )
+app.include_router(read_router)
 
 
 def require_api_key(x_api_key: Annotated[str | None, Header()] = None) -> None:

@@ -1,18 +1,14 @@
-"""What the dashboard reads: small gold collections for charts, indexed look-ups for products.
-
-No function here loads the products collection whole; charts come from the gold aggregates the streaming
-job keeps equal to the silver state.
-"""
+"""The dashboard's data: the serving-layer reads of lakehouse.serving, shaped into small DataFrames."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from lakehouse import serving
 from lakehouse.settings import settings
 
 BROWSABLE = (
@@ -25,6 +21,18 @@ BROWSABLE = (
     "gold_summary",
     "pipeline_status",
 )
+CATEGORY_COLUMNS = [
+    "category_id",
+    "category_name",
+    "product_count",
+    "avg_price",
+    "median_price",
+    "best_seller_count",
+    "avg_stars",
+    "bought_last_month",
+    "avg_discount",
+]
+NOT_YET_ARRIVED = "(category not yet arrived)"
 
 
 def connect(uri: str = settings.mongo_uri, database: str = settings.mongo_db) -> Database:
@@ -32,39 +40,26 @@ def connect(uri: str = settings.mongo_uri, database: str = settings.mongo_db) ->
 
 
 def headline(db: Database) -> dict[str, Any]:
-    summary = db.gold_summary.find_one({"_id": "all"}) or {}
-    newest = summary.get("newest_record_ts")
-    freshness = (datetime.now(UTC) - newest.replace(tzinfo=UTC)).total_seconds() if newest else None
+    summary = serving.summary(db)
     return {
         "products": summary.get("products", 0),
         "categories": summary.get("categories", 0),
         "best_sellers": summary.get("best_sellers", 0),
         "avg_price": summary.get("avg_price"),
-        "freshness_seconds": freshness,
+        "freshness_seconds": serving.freshness_seconds(db),
         "quarantined": db.quarantine.estimated_document_count(),
     }
 
 
 def category_stats(db: Database) -> pd.DataFrame:
-    columns = [
-        "category_id",
-        "category_name",
-        "product_count",
-        "avg_price",
-        "median_price",
-        "best_seller_count",
-        "avg_stars",
-        "bought_last_month",
-        "avg_discount",
-    ]
-    frame = pd.DataFrame(list(db.gold_category_stats.find({}, {"_id": 0})), columns=columns)
-    frame["category_name"] = frame["category_name"].fillna("(category not yet arrived)")
-    return frame.sort_values("product_count", ascending=False, ignore_index=True)
+    frame = pd.DataFrame(serving.category_stats(db), columns=CATEGORY_COLUMNS)
+    frame["category_name"] = frame["category_name"].fillna(NOT_YET_ARRIVED)
+    return frame.sort_values(["product_count", "category_id"], ascending=[False, True], ignore_index=True)
 
 
-def top_categories(stats: pd.DataFrame, top_n: int) -> pd.DataFrame:
-    """The `top_n` largest categories by product count, the rest summed into 'Other'."""
-    top = stats.nlargest(top_n, "product_count")[["category_name", "product_count"]]
+def top_categories(stats: pd.DataFrame, top_n: int, by: str = "product_count") -> pd.DataFrame:
+    """The `top_n` categories by `by`, the rest of the products summed into 'Other'."""
+    top = stats.nlargest(top_n, by)[["category_name", "product_count"]]
     rest = stats["product_count"].sum() - top["product_count"].sum()
     if rest > 0:
         top = pd.concat([top, pd.DataFrame([{"category_name": "Other", "product_count": rest}])])
@@ -72,9 +67,8 @@ def top_categories(stats: pd.DataFrame, top_n: int) -> pd.DataFrame:
 
 
 def price_distribution(db: Database, category_id: int | None = None) -> pd.DataFrame:
-    query = {} if category_id is None else {"category_id": category_id}
     rows = pd.DataFrame(
-        list(db.gold_price_buckets.find(query, {"_id": 0})), columns=["category_id", "bucket", "label", "product_count"]
+        serving.price_buckets(db, category_id), columns=["category_id", "bucket", "label", "product_count"]
     )
     return (
         rows.groupby(["bucket", "label"], as_index=False)["product_count"]
@@ -83,10 +77,13 @@ def price_distribution(db: Database, category_id: int | None = None) -> pd.DataF
     )
 
 
-def rating_distribution(db: Database) -> pd.DataFrame:
-    return pd.DataFrame(
-        list(db.gold_rating_distribution.find({}, {"_id": 1, "product_count": 1})), columns=["_id", "product_count"]
-    ).rename(columns={"_id": "stars"})
+def quarantine_reasons(db: Database) -> pd.DataFrame:
+    return pd.DataFrame(serving.quarantine_reasons(db), columns=["reason", "records"])
+
+
+def latest_quarantined(db: Database) -> pd.DataFrame:
+    columns = ["_kafka_ts", "_topic", "_partition", "_offset", "reason", "raw_value"]
+    return pd.DataFrame(serving.latest_quarantined(db), columns=columns)
 
 
 def browse(
@@ -97,5 +94,4 @@ def browse(
     query: dict[str, Any] = {}
     if field and value:
         query = {field: int(value)} if value.lstrip("-").isdigit() else {field: value}
-    cursor = db[collection].find(query).sort("_id", 1).skip(page * page_size).limit(page_size)
-    return list(cursor)
+    return list(db[collection].find(query).sort("_id", 1).skip(page * page_size).limit(page_size))

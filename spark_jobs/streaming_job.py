@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -21,6 +20,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.settings import Settings, settings
 from spark_jobs import gold, lake, mongo_sink, transforms
+from spark_jobs.monitoring import ProgressListener
 from spark_jobs.session import build_spark
 
 log = logging.getLogger("spark_jobs.streaming_job")
@@ -65,6 +65,7 @@ class IngestJob:
         self.tables = lake.LakeTables(config.lakehouse_dir)
         self.db = mongo_sink.connect(config.mongo_uri, config.mongo_db)
         mongo_sink.ensure_indexes(self.db)
+        self.last_quarantined = 0
 
     def kafka_source(self) -> DataFrame:
         return (
@@ -95,7 +96,8 @@ class IngestJob:
             self._upsert_categories(transforms.valid_categories(categories))
             self._upsert_products(transforms.valid_products(products))
             self._refresh_gold()
-            self._record_progress(batch_id, input_rows, quarantined, time.monotonic() - started)
+            self.last_quarantined = quarantined
+            log.info("batch %d: wrote %d rows in %.1fs", batch_id, input_rows, time.monotonic() - started)
         finally:
             bronze.unpersist()
 
@@ -150,21 +152,8 @@ class IngestJob:
             frame.unpersist()
         products.unpersist()
 
-    def _record_progress(self, batch_id: int, input_rows: int, quarantined: int, seconds: float) -> None:
-        status = {
-            "_id": "streaming_job",
-            "batch_id": batch_id,
-            "input_rows": input_rows,
-            "quarantined": quarantined,
-            "seconds": round(seconds, 3),
-            "rows_per_second": round(input_rows / seconds, 1) if seconds else None,
-            "updated_at": datetime.now(UTC),
-        }
-        self.db.pipeline_status.delete_many({"_id": "streaming_job"})
-        self.db.pipeline_status.insert_one(status)
-        log.info("batch %d: %d rows in %.1fs (%d quarantined)", batch_id, input_rows, seconds, quarantined)
-
     def start(self, available_now: bool = False) -> Any:
+        self.spark.streams.addListener(ProgressListener(self.db, lambda: self.last_quarantined))
         writer = (
             self.kafka_source()
             .writeStream.foreachBatch(self.process_batch)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,25 +71,52 @@ class Pipeline:
         assert wait_until(caught_up, timeout, interval=1.0), self.stack.process("job").log_tail()
 
 
-@pytest.fixture
-def pipeline(infrastructure: LocalStack, tmp_path: Path) -> Iterator[Pipeline]:
+@contextmanager
+def running_pipeline(infrastructure: LocalStack, folder: Path) -> Iterator[Pipeline]:
+    """Its own topics, database and lakehouse; the API and the streaming job as real processes."""
     run_id = uuid.uuid4().hex[:8]
-    base = infrastructure.settings
     config = load_settings(
         kafka_topic_products=f"ingest-product-{run_id}",
         kafka_topic_categories=f"ingest-category-{run_id}",
         mongo_db=f"test_{run_id}",
-        lakehouse_path=tmp_path / "lakehouse",
-        checkpoint_path=tmp_path / "checkpoints",
-        runtime_dir=base.runtime_dir,
+        lakehouse_path=folder / "lakehouse",
+        checkpoint_path=folder / "checkpoints",
+        runtime_dir=infrastructure.settings.runtime_dir,
     )
     stack = LocalStack(config, instance=run_id)
     stack.kafka.create_topics()
     stack.start_api()
     stack.start_job()
-    yield Pipeline(stack)
-    stack.stop_applications()
-    MongoClient(config.mongo_uri).drop_database(config.mongo_db)
+    try:
+        yield Pipeline(stack)
+    finally:
+        stack.stop_applications()
+        MongoClient(config.mongo_uri).drop_database(config.mongo_db)
+
+
+@pytest.fixture
+def pipeline(infrastructure: LocalStack, tmp_path: Path) -> Iterator[Pipeline]:
+    with running_pipeline(infrastructure, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def loaded_pipeline(infrastructure: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """A pipeline that has processed the committed generated sample (shared by a module's read-only tests)."""
+    from client import api_client
+    from tests.conftest import SAMPLE_DATASET
+
+    with running_pipeline(infrastructure, tmp_path_factory.mktemp("loaded")) as running:
+        summary = api_client.run(
+            SAMPLE_DATASET / "amazon_products.csv",
+            SAMPLE_DATASET / "amazon_categories.csv",
+            running.settings.api_url,
+            show_progress=False,
+        )
+        assert summary.ok, summary.rejected[:5]
+        running.wait_for_products(2000)
+        running.wait_until_idle()
+        yield running
 
 
 class MemorySampler:

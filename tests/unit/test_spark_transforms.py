@@ -131,8 +131,8 @@ def test_gold_category_stats_equal_a_pandas_computation(spark, generated) -> Non
     )
     assert stats["product_count"].tolist() == expected["product_count"].tolist()
     assert stats["best_seller_count"].tolist() == expected["best_seller_count"].tolist()
-    assert stats["avg_price"].round(6).tolist() == expected["avg_price"].round(6).tolist()
-    assert stats["median_price"].round(6).tolist() == expected["median_price"].round(6).tolist()
+    assert stats["avg_price"].tolist() == pytest.approx(expected["avg_price"].tolist(), rel=1e-9)
+    assert stats["median_price"].tolist() == pytest.approx(expected["median_price"].tolist(), rel=1e-9)
 
 
 def test_gold_price_buckets_count_every_product_once(spark, generated) -> None:

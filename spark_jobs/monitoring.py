@@ -1,0 +1,83 @@
+"""Micro-batch progress: logged, and kept in MongoDB's `pipeline_status` for the dashboard and the API."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.database import Database
+from pyspark.sql.streaming import StreamingQueryListener
+
+log = logging.getLogger("spark_jobs.progress")
+
+STATUS_ID = "streaming_job"
+
+
+def lag_from_offsets(end_offset: str | None, latest_offset: str | None) -> dict[str, int]:
+    """Per topic: records available in Kafka (latestOffset) beyond what the batch read to (endOffset)."""
+    end = json.loads(end_offset) if end_offset else {}
+    latest = json.loads(latest_offset) if latest_offset else {}
+    return {
+        topic: sum(max(0, offset - end.get(topic, {}).get(partition, 0)) for partition, offset in partitions.items())
+        for topic, partitions in latest.items()
+    }
+
+
+def lag_per_topic(sources: Iterable[Any]) -> dict[str, int]:
+    lag: dict[str, int] = {}
+    for source in sources:
+        for topic, behind in lag_from_offsets(source.endOffset, source.latestOffset).items():
+            lag[topic] = lag.get(topic, 0) + behind
+    return lag
+
+
+def status_document(progress: Any, quarantined: int) -> dict[str, Any]:
+    return {
+        "_id": STATUS_ID,
+        "batch_id": progress.batchId,
+        "input_rows": progress.numInputRows,
+        "input_rows_per_second": progress.inputRowsPerSecond,
+        "processed_rows_per_second": progress.processedRowsPerSecond,
+        "batch_duration_ms": progress.batchDuration,
+        "batch_started_at": progress.timestamp,
+        "quarantined": quarantined,
+        "lag": lag_per_topic(progress.sources),
+        "updated_at": datetime.now(UTC),
+    }
+
+
+class ProgressListener(StreamingQueryListener):
+    """`quarantined` tells how many records the batch just finished sent to quarantine."""
+
+    def __init__(self, db: Database, quarantined: Callable[[], int]) -> None:
+        self.db = db
+        self.quarantined = quarantined
+
+    def onQueryStarted(self, event: Any) -> None:
+        log.info("query %s started (run %s)", event.name, event.runId)
+
+    def onQueryProgress(self, event: Any) -> None:
+        status = status_document(event.progress, self.quarantined())
+        log.info(
+            "batch %d: %d rows in %d ms (%.0f rows/s), %d quarantined, lag %s",
+            status["batch_id"],
+            status["input_rows"],
+            status["batch_duration_ms"],
+            status["processed_rows_per_second"] or 0,
+            status["quarantined"],
+            status["lag"],
+        )
+        self.db.pipeline_status.delete_many({"_id": STATUS_ID})
+        self.db.pipeline_status.insert_one(status)
+
+    def onQueryIdle(self, event: Any) -> None:
+        pass
+
+    def onQueryTerminated(self, event: Any) -> None:
+        if event.exception:
+            log.error("query %s failed: %s", event.id, event.exception)
+        else:
+            log.info("query %s stopped", event.id)

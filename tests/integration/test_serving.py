@@ -1,0 +1,239 @@
+"""What users see: the dashboard's pages (Streamlit AppTest) and the read API, against MongoDB holding the
+generated sample after it went through the real pipeline; every number is checked against pandas."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from kafka import KafkaProducer
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service as ChromeService
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+from streamlit.testing.v1 import AppTest
+
+from api_ingest import main as api
+from lakehouse.settings import settings_env
+from spark_jobs.gold import PRICE_BUCKET_EDGES
+from tests.conftest import PROJECT_ROOT, SAMPLE_DATASET
+from tests.integration.conftest import Pipeline
+
+pytestmark = pytest.mark.integration
+
+BAD_RECORDS = [
+    b"not json",
+    json.dumps({"asin": "B0BADPRICE", "title": "t", "stars": 1, "reviews": 1, "price": -5, "category_id": 1}).encode(),
+]
+
+
+@pytest.fixture(scope="module")
+def products() -> pd.DataFrame:
+    return pd.read_csv(SAMPLE_DATASET / "amazon_products.csv")
+
+
+@pytest.fixture(scope="module")
+def categories() -> pd.DataFrame:
+    return pd.read_csv(SAMPLE_DATASET / "amazon_categories.csv")
+
+
+@pytest.fixture(scope="module")
+def served(loaded_pipeline: Pipeline) -> Pipeline:
+    """The loaded pipeline, plus two bad records written straight to Kafka for the quarantine views."""
+    producer = KafkaProducer(bootstrap_servers=loaded_pipeline.settings.kafka_bootstrap_servers, acks="all")
+    for value in BAD_RECORDS:
+        producer.send(loaded_pipeline.settings.kafka_topic_products, key=b"bad", value=value)
+    producer.flush()
+    producer.close()
+    loaded_pipeline.wait_until_idle()
+    assert loaded_pipeline.db.quarantine.count_documents({}) == len(BAD_RECORDS)
+    return loaded_pipeline
+
+
+@pytest.fixture
+def app(served: Pipeline, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    for name, value in settings_env(served.settings).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.syspath_prepend(str(PROJECT_ROOT))
+    # The app reads its settings at import: load it afresh under this pipeline's environment.
+    for module in ("lakehouse.settings", "lakehouse.serving", "dashboard.queries"):
+        monkeypatch.delitem(__import__("sys").modules, module, raising=False)
+    return AppTest.from_file(str(PROJECT_ROOT / "dashboard" / "app.py"), default_timeout=60).run()
+
+
+def metrics(app: AppTest) -> dict[str, str]:
+    return {metric.label: metric.value for metric in app.metric}
+
+
+def values(array: list | dict) -> list:
+    """A Plotly trace array: a plain list, or (Plotly 6) base64 bytes with a dtype."""
+    if isinstance(array, list):
+        return array
+    return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+
+
+def chart(app: AppTest, title_start: str) -> dict:
+    for element in app.get("plotly_chart"):
+        spec = json.loads(element.proto.spec)
+        if spec["layout"]["title"]["text"].startswith(title_start):
+            return spec
+    raise AssertionError(f"no chart titled {title_start!r}")
+
+
+def test_overview_numbers_equal_pandas(app: AppTest, products: pd.DataFrame, categories: pd.DataFrame) -> None:
+    assert not app.exception
+    shown = metrics(app)
+    assert shown["Products"] == f"{len(products):,}"
+    assert shown["Categories"] == f"{len(categories):,}"
+    assert shown["Best sellers"] == f"{int(products['isBestSeller'].sum()):,}"
+    assert shown["Average price"] == f"${products['price'].mean():,.2f}"
+    assert shown["Quarantined"] == str(len(BAD_RECORDS))
+
+
+def test_price_distribution_equals_pandas_buckets(app: AppTest, products: pd.DataFrame) -> None:
+    bars = chart(app, "Price distribution")["data"][0]
+    buckets = pd.cut(products["price"], bins=[*PRICE_BUCKET_EDGES, float("inf")], right=False, labels=False)
+    assert values(bars["y"]) == buckets.value_counts().sort_index().tolist()
+
+
+def test_price_per_category_table_equals_pandas(app: AppTest, products: pd.DataFrame, categories: pd.DataFrame) -> None:
+    table = app.dataframe[0].value.set_index("category_name").sort_index()
+    named = products.merge(categories, left_on="category_id", right_on="id")
+    expected = (
+        named.groupby("category_name")
+        .agg(product_count=("asin", "size"), avg_price=("price", "mean"), median_price=("price", "median"))
+        .sort_index()
+    )
+    assert table["product_count"].tolist() == expected["product_count"].tolist()
+    assert table["avg_price"].tolist() == pytest.approx(expected["avg_price"].tolist(), rel=1e-9)
+    assert table["median_price"].tolist() == pytest.approx(expected["median_price"].tolist(), rel=1e-9)
+
+
+def test_top_categories_chart_sums_to_every_product(app: AppTest, products: pd.DataFrame) -> None:
+    bars = chart(app, "Products per category")["data"][0]
+    assert len(values(bars["x"])) == 16 and values(bars["y"])[-1] == "Other"
+    assert sum(values(bars["x"])) == len(products)
+
+
+def test_categories_page_views(app: AppTest, products: pd.DataFrame) -> None:
+    sellers = chart(app, "Best sellers per category")["data"][0]
+    assert max(values(sellers["y"])) == products.groupby("category_id")["isBestSeller"].sum().max()
+    bought = chart(app, "Bought last month")["data"][0]
+    assert max(values(bought["y"])) == products.groupby("category_id")["boughtInLastMonth"].sum().max()
+    chart(app, "Rating vs. price per category")
+    chart(app, "Average discount off list price")
+
+
+def test_product_lookup_by_asin_and_by_title_words(app: AppTest, products: pd.DataFrame) -> None:
+    first = products.iloc[0]
+    app.text_input(key="product_lookup").input(first["asin"]).run()
+    text = " ".join(m.value for m in app.markdown)
+    assert first["title"] in text and f"${first['price']:,.2f}" in text
+    app.text_input(key="product_lookup").input("frying PAN").run()
+    wanted = products["title"].str.contains("Frying Pan").sum()
+    assert any(c.value == f"{min(wanted, 20)} product(s)" for c in app.caption)
+
+
+def test_pipeline_page_shows_progress_and_quarantine_reasons(app: AppTest) -> None:
+    shown = metrics(app)
+    assert shown["Last batch"].startswith("#")
+    assert any(label.startswith("Lag ingest-product") for label in shown)
+    reasons = app.dataframe[1].value
+    assert sorted(reasons["reason"]) == ["not a JSON object", "price: negative"]
+
+
+def test_data_browser_filters_a_collection(app: AppTest, categories: pd.DataFrame) -> None:
+    app.selectbox(key="browse_collection").select("categories").run()
+    app.text_input(key="browse_field").input("id").run()
+    app.text_input(key="browse_value").input("3").run()
+    assert [e.label for e in app.expander] == ["3"]
+    assert categories.set_index("id").loc[3, "category_name"] in json.dumps([j.value for j in app.json])
+
+
+@pytest.fixture(scope="module")
+def reads(served: Pipeline) -> Iterator[TestClient]:
+    original = api.settings
+    api.settings = served.settings
+    with TestClient(api.app) as client:
+        yield client
+    api.settings = original
+
+
+def test_read_one_product(reads: TestClient, products: pd.DataFrame, categories: pd.DataFrame) -> None:
+    row = products.iloc[5]
+    body = reads.get(f"/products/{row['asin']}").json()
+    assert body["title"] == row["title"] and body["price"] == row["price"]
+    assert body["category_name"] == categories.set_index("id").loc[row["category_id"], "category_name"]
+    assert reads.get("/products/B000NOTHERE").status_code == 404
+
+
+def test_cursor_paging_visits_every_product_of_a_category_once(reads: TestClient, products: pd.DataFrame) -> None:
+    seen, after = [], None
+    while True:
+        page = reads.get("/products", params={"category_id": 7, "limit": 7, **({"after": after} if after else {})})
+        seen += [item["asin"] for item in page.json()["items"]]
+        after = page.json()["next"]
+        if after is None:
+            break
+    assert seen == sorted(products.loc[products["category_id"] == 7, "asin"])
+
+
+def test_title_search_and_categories_and_insights(
+    reads: TestClient, products: pd.DataFrame, categories: pd.DataFrame
+) -> None:
+    found = reads.get("/products", params={"q": "espresso machine", "limit": 200}).json()["items"]
+    assert len(found) == products["title"].str.contains("Espresso Machine").sum()
+    assert len(reads.get("/categories").json()) == len(categories)
+    insights = reads.get("/insights").json()
+    assert insights["as_of"] is not None
+    assert insights["summary"]["products"] == len(products)
+    assert sum(b["product_count"] for b in insights["price_buckets"]) == len(products)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ARTIFACTS = PROJECT_ROOT / "var" / "test" / "artifacts"
+
+
+def headless_chromium(profile: Path) -> webdriver.Chrome:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    # This machine has no network beyond loopback: keep Chromium from trying to reach Google's services.
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,2000",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(argument)
+    return webdriver.Chrome(service=ChromeService(str(CHROMEDRIVER)), options=options)
+
+
+def test_dashboard_renders_in_a_real_browser(served: Pipeline, products: pd.DataFrame, tmp_path: Path) -> None:
+    if not CHROMEDRIVER.exists():
+        pytest.skip("Debian's chromium-driver is not installed (make setup installs it)")
+    served.stack.start_dashboard()
+    browser = headless_chromium(tmp_path / "profile")
+    try:
+        browser.get(f"http://127.0.0.1:{served.settings.dashboard_port}/")
+        WebDriverWait(browser, 120).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) >= 3)
+        assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+        shown = [e.text for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stMetricValue"]')]
+        assert f"{len(products):,}" in shown
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        assert browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+    finally:
+        browser.quit()
+        served.stack.process("dashboard").stop()
