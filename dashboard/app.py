@@ -97,7 +97,13 @@ def overview() -> None:
             barmode="group",
             hover_data=["product_count"],
             title="Average and median price per category (30 largest)",
-            labels={"value": "Price (USD)", "category_name": "Category", "variable": ""},
+            labels={
+                "value": "Price (USD)",
+                "category_name": "Category",
+                "variable": "",
+                "avg_price": "Average",
+                "median_price": "Median",
+            },
         )
     )
     st.dataframe(
