@@ -8,6 +8,8 @@ look-ups read the products collection by asin or a page at a time. The overview 
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import plotly.express as px
@@ -35,13 +37,22 @@ def category_stats() -> Any:
     return queries.category_stats(database())
 
 
+@st.cache_data(ttl=CACHE_SECONDS)
+def headline() -> dict[str, Any]:
+    return queries.headline(database())
+
+
+@st.cache_data(ttl=CACHE_SECONDS)
+def price_distribution(category_id: int | None) -> Any:
+    return queries.price_distribution(database(), category_id)
+
+
 def show(figure: Any) -> None:
     st.plotly_chart(figure, width="stretch")
 
 
 def overview() -> None:
-    db = database()
-    numbers = queries.headline(db)
+    numbers = headline()
     if not numbers["products"]:
         st.info(
             "No products in MongoDB yet. Run `make run`, or `python client/api_client.py` with the "
@@ -62,7 +73,7 @@ def overview() -> None:
     with left:
         names = {"All categories": None} | dict(zip(stats["category_name"], stats["category_id"], strict=True))
         chosen = st.selectbox("Category", list(names), key="price_category")
-        prices = queries.price_distribution(db, names[chosen])
+        prices = price_distribution(names[chosen])
         show(
             px.bar(
                 prices,
@@ -234,21 +245,31 @@ PAGES = {
 }
 
 
+def guarded(page: Callable[[], None]) -> Callable[[], None]:
+    """A page that says so when MongoDB is unreachable, instead of showing a stack trace."""
+
+    @functools.wraps(page)
+    def run() -> None:
+        try:
+            page()
+        except PyMongoError as error:
+            st.error(
+                f"MongoDB at {settings.mongo_uri} is unreachable ({error.__class__.__name__}). "
+                "Start the stack with `make run`, or set MONGO_URI."
+            )
+
+    return run
+
+
 def main() -> None:
     st.title("Amazon products lakehouse")
     st.caption(f"MongoDB {settings.mongo_uri} · database {settings.mongo_db}")
     tabs = st.tabs(list(PAGES))
-    try:
-        with tabs[0]:
-            st.fragment(run_every=REFRESH_SECONDS)(overview)()
-        for tab, page in zip(tabs[1:], list(PAGES.values())[1:], strict=True):
-            with tab:
-                page()
-    except PyMongoError as error:
-        st.error(
-            f"MongoDB at {settings.mongo_uri} is unreachable ({error.__class__.__name__}). "
-            "Start the stack with `make run`, or set MONGO_URI."
-        )
+    with tabs[0]:
+        st.fragment(run_every=REFRESH_SECONDS)(guarded(overview))()
+    for tab, page in zip(tabs[1:], list(PAGES.values())[1:], strict=True):
+        with tab:
+            guarded(page)()
 
 
 main()

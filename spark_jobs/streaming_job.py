@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -81,64 +82,96 @@ class IngestJob:
     def process_batch(self, kafka_rows: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
         bronze = transforms.to_bronze(kafka_rows).persist()
+        cached = [bronze]
         try:
             input_rows = bronze.count()
             if input_rows == 0:
                 return
             lake.append_once(bronze, self.tables.bronze, batch_id)
-            categories = transforms.parse_categories(
-                bronze.where(F.col("_topic") == self.config.kafka_topic_categories)
-            ).persist()
-            products = transforms.parse_products(
-                bronze.where(F.col("_topic") == self.config.kafka_topic_products)
-            ).persist()
-            quarantined = self._quarantine(categories, products)
-            self._upsert_categories(transforms.valid_categories(categories))
-            self._upsert_products(transforms.valid_products(products))
+            categories = self._parse(bronze, self.config.kafka_topic_categories, transforms.parse_categories)
+            products = self._parse(bronze, self.config.kafka_topic_products, transforms.parse_products)
+            self.last_quarantined = self._quarantine(categories, products)
+            new_categories = transforms.valid_categories(categories).persist()
+            new_products = transforms.valid_products(products).persist()
+            cached += [categories, products, new_categories, new_products]
+            touched, present = self._touched_products(new_categories, new_products)
+            cached.append(touched)
+            self._upsert_categories(new_categories)
+            self._upsert_products(new_products)
+            self._mirror_products(touched, present)
             self._refresh_gold()
-            self.last_quarantined = quarantined
             log.info("batch %d: wrote %d rows in %.1fs", batch_id, input_rows, time.monotonic() - started)
         finally:
-            bronze.unpersist()
+            for frame in cached:
+                frame.unpersist()
+
+    @staticmethod
+    def _parse(bronze: DataFrame, topic: str, parse: Callable[[DataFrame], DataFrame]) -> DataFrame:
+        return parse(bronze.where(F.col("_topic") == topic)).persist()
+
+    def _silver(self, path: str) -> DataFrame | None:
+        return self.spark.read.format("delta").load(path) if lake.exists(self.spark, path) else None
 
     def _quarantine(self, categories: DataFrame, products: DataFrame) -> int:
-        bad = transforms.quarantined(categories).unionByName(transforms.quarantined(products))
-        bad = bad.withColumn("_v", F.col("_offset")).persist()
+        bad = transforms.quarantined(categories).unionByName(transforms.quarantined(products)).persist()
         count = bad.count()
         if count:
             lake.insert_new(self.spark, bad, self.tables.quarantine, "_id")
-            mongo_sink.replace_newer(self.db.quarantine, rows_as_dicts(bad))
+            for chunk in mongo_sink.chunks(rows_as_dicts(bad), mongo_sink.INSERT_CHUNK):
+                mongo_sink.insert_replacing(self.db.quarantine, chunk)
             log.warning("quarantined %d record(s)", count)
         bad.unpersist()
         return count
 
+    def _touched_products(self, categories: DataFrame, products: DataFrame) -> tuple[DataFrame, list[str]]:
+        """Before the MERGEs: the asins this batch changes (its products, and the products of categories it
+        names anew), and which of them silver (and so MongoDB) already holds."""
+        silver = self._silver(self.tables.silver_products)
+        if silver is None:
+            return products.select("asin").persist(), []
+        known = self._silver(self.tables.silver_categories)
+        renamed = categories.select(F.col("id").alias("category_id"), "category_name")
+        if known is not None:
+            before = known.select(F.col("id").alias("category_id"), F.col("category_name").alias("old_name"))
+            renamed = renamed.join(before, "category_id", how="left").where(
+                F.col("old_name").isNull() | (F.col("old_name") != F.col("category_name"))
+            )
+        renamed_products = silver.join(renamed.select("category_id"), "category_id", how="left_semi")
+        # A set union of keys: an asin both updated and renamed is one key to rewrite.
+        touched = products.select("asin").unionByName(renamed_products.select("asin")).distinct().persist()
+        present = [row["asin"] for row in touched.join(silver.select("asin"), "asin", how="left_semi").collect()]
+        return touched, present
+
     def _upsert_categories(self, categories: DataFrame) -> None:
-        categories = categories.persist()
         if categories.isEmpty():
             return
         lake.upsert_newer(self.spark, categories, self.tables.silver_categories, "id")
         lake.rename_products(self.spark, categories, self.tables.silver_products)
-        mongo_sink.replace_newer(self.db.categories, rows_as_dicts(category_documents(categories)))
-        names = {row["id"]: row["category_name"] for row in categories.select("id", "category_name").collect()}
-        mongo_sink.set_category_names(self.db.products, names)
-        categories.unpersist()
+        current = self.spark.read.format("delta").load(self.tables.silver_categories)
+        documents = rows_as_dicts(category_documents(current.join(categories.select("id"), "id", how="left_semi")))
+        mongo_sink.mirror(self.db.categories, documents, [d["_id"] for d in documents])
 
     def _current_categories(self) -> DataFrame:
-        if lake.exists(self.spark, self.tables.silver_categories):
-            return self.spark.read.format("delta").load(self.tables.silver_categories)
-        return self.spark.createDataFrame([], "id long, category_name string")
+        current = self._silver(self.tables.silver_categories)
+        return current if current is not None else self.spark.createDataFrame([], "id long, category_name string")
 
     def _upsert_products(self, products: DataFrame) -> None:
-        enriched = transforms.enrich_with_categories(products, self._current_categories()).persist()
-        if not enriched.isEmpty():
+        if not products.isEmpty():
+            enriched = transforms.enrich_with_categories(products, self._current_categories())
             lake.upsert_newer(self.spark, enriched, self.tables.silver_products, "asin")
-            mongo_sink.replace_newer(self.db.products, rows_as_dicts(product_documents(enriched)))
-        enriched.unpersist()
+
+    def _mirror_products(self, touched: DataFrame, present: list[str]) -> None:
+        silver = self._silver(self.tables.silver_products)
+        if silver is None:
+            return
+        rows = silver.join(touched, "asin", how="left_semi")
+        mongo_sink.mirror(self.db.products, rows_as_dicts(product_documents(rows)), present)
 
     def _refresh_gold(self) -> None:
-        if not lake.exists(self.spark, self.tables.silver_products):
+        products = self._silver(self.tables.silver_products)
+        if products is None:
             return
-        products = self.spark.read.format("delta").load(self.tables.silver_products).persist()
+        products = products.persist()
         aggregates = {
             "category_stats": gold.category_stats(products),
             "price_buckets": gold.price_buckets(products),
@@ -146,10 +179,9 @@ class IngestJob:
             "summary": gold.summary(products, self._current_categories()),
         }
         for name, frame in aggregates.items():
-            frame = frame.persist()
-            lake.overwrite(frame, self.tables.gold(name))
-            mongo_sink.replace_all(self.db[f"gold_{name}"], rows_as_dicts(frame))
-            frame.unpersist()
+            rows = rows_as_dicts(frame)
+            lake.overwrite(self.spark.createDataFrame(rows, frame.schema) if rows else frame, self.tables.gold(name))
+            mongo_sink.replace_all(self.db[f"gold_{name}"], rows)
         products.unpersist()
 
     def start(self, available_now: bool = False) -> Any:

@@ -40,3 +40,17 @@ def shared_dataset() -> Path:
     if not (SHARED_DATASET / "amazon_products_sample.csv").exists():
         pytest.skip(f"the shared real sample is absent from {SHARED_DATASET}")
     return SHARED_DATASET
+
+
+def load_dashboard(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]):
+    """The Streamlit app under `environment`, run once. Project modules are dropped from sys.modules first,
+    because the app reads its settings when they are imported."""
+    import sys
+
+    from streamlit.testing.v1 import AppTest
+
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    for module in [m for m in sys.modules if m.split(".")[0] in ("lakehouse", "dashboard")]:
+        monkeypatch.delitem(sys.modules, module)
+    return AppTest.from_file(str(PROJECT_ROOT / "dashboard" / "app.py"), default_timeout=60).run()

@@ -22,7 +22,7 @@ from streamlit.testing.v1 import AppTest
 from api_ingest import main as api
 from lakehouse.settings import settings_env
 from spark_jobs.gold import PRICE_BUCKET_EDGES
-from tests.conftest import PROJECT_ROOT, SAMPLE_DATASET
+from tests.conftest import PROJECT_ROOT, SAMPLE_DATASET, load_dashboard
 from tests.integration.conftest import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -58,13 +58,7 @@ def served(loaded_pipeline: Pipeline) -> Pipeline:
 
 @pytest.fixture
 def app(served: Pipeline, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    for name, value in settings_env(served.settings).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.syspath_prepend(str(PROJECT_ROOT))
-    # The app reads its settings at import: load it afresh under this pipeline's environment.
-    for module in ("lakehouse.settings", "lakehouse.serving", "dashboard.queries"):
-        monkeypatch.delitem(__import__("sys").modules, module, raising=False)
-    return AppTest.from_file(str(PROJECT_ROOT / "dashboard" / "app.py"), default_timeout=60).run()
+    return load_dashboard(monkeypatch, settings_env(served.settings))
 
 
 def metrics(app: AppTest) -> dict[str, str]:
@@ -128,6 +122,10 @@ def test_categories_page_views(app: AppTest, products: pd.DataFrame) -> None:
     assert max(values(bought["y"])) == products.groupby("category_id")["boughtInLastMonth"].sum().max()
     chart(app, "Rating vs. price per category")
     chart(app, "Average discount off list price")
+    app.text_input(key="category_lookup").input("suitcases").run()
+    found = app.dataframe[-1].value
+    assert found["category_name"].tolist() == ["Suitcases"]
+    assert found["product_count"].tolist() == [int((products["category_id"] == 1).sum())]
 
 
 def test_product_lookup_by_asin_and_by_title_words(app: AppTest, products: pd.DataFrame) -> None:

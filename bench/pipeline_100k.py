@@ -1,0 +1,120 @@
+"""End-to-end figures on the local stack, in phases so the two cores are not shared between them.
+
+    .venv/bin/python -m bench.pipeline_100k --products 100000
+
+1. client -> API -> Kafka: records/s of `client/api_client.py` over N generated products (job stopped);
+2. Kafka -> Spark -> Delta -> MongoDB: the streaming job started on the full topic, rows/s until MongoDB
+   holds every product (includes the job's start-up, printed separately);
+3. dashboard: seconds to render the main page (Streamlit AppTest) with N products in MongoDB, against the
+   committed 2,000-product sample as the baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import uuid
+
+from pymongo import MongoClient
+
+from client import api_client
+from dataset.generate import write_dataset
+from lakehouse.settings import PROJECT_ROOT, Settings, load_settings, settings_env
+from spark_jobs.progress import lag_per_topic
+from stack.processes import wait_until
+from stack.services import LocalStack
+
+
+def bench_settings(name: str) -> Settings:
+    folder = PROJECT_ROOT / "var" / "bench" / name
+    return load_settings(
+        kafka_topic_products=f"bench-product-{name}",
+        kafka_topic_categories=f"bench-category-{name}",
+        mongo_db=f"bench_{name}",
+        lakehouse_path=folder / "lakehouse",
+        checkpoint_path=folder / "checkpoints",
+        api_port=18100,
+        api_url="http://127.0.0.1:18100",
+    )
+
+
+def load(products: int, seed: int) -> tuple[Settings, float, float]:
+    """Returns the run's settings, client records/s and job rows/s."""
+    config = bench_settings(uuid.uuid4().hex[:8])
+    data = write_dataset(PROJECT_ROOT / "var" / "bench" / "data", products, 248, seed)
+    stack = LocalStack(config, instance="bench")
+    stack.kafka.start()
+    stack.mongo.start()
+    stack.start_api()
+    started = time.monotonic()
+    summary = api_client.run(data[0], data[1], config.api_url, show_progress=False)
+    client_seconds = time.monotonic() - started
+    stack.stop_applications()
+    assert summary.ok, summary.rejected[:3]
+    print(
+        f"client -> API -> Kafka: {summary.sent:,} records in {client_seconds:.1f}s "
+        f"= {summary.sent / client_seconds:,.0f} records/s"
+    )
+
+    db = MongoClient(config.mongo_uri)[config.mongo_db]
+    started = time.monotonic()
+    stack.start_job()
+    assert wait_until(lambda: db.pipeline_status.find_one() is not None, 600), stack.process("job").log_tail()
+    first_batch = time.monotonic() - started
+
+    def done() -> bool:
+        lag = lag_per_topic(config)
+        return lag is not None and sum(lag.values()) == 0 and db.products.count_documents({}) == products
+
+    assert wait_until(done, 1800, interval=2), stack.process("job").log_tail()
+    job_seconds = time.monotonic() - started
+    stack.stop_applications()
+    rows = summary.sent
+    print(
+        f"Kafka -> Spark -> Delta -> MongoDB: {rows:,} rows in {job_seconds:.1f}s = {rows / job_seconds:,.0f} rows/s "
+        f"(start-up and first batch {first_batch:.1f}s)"
+    )
+    return config, summary.sent / client_seconds, rows / job_seconds
+
+
+def render_seconds(config: Settings, repeats: int = 3) -> float:
+    """Best of `repeats` renders of the dashboard's main page (cold caches: a fresh app each time)."""
+    import subprocess
+
+    code = (
+        "import time; from streamlit.testing.v1 import AppTest; t=time.monotonic(); "
+        "at=AppTest.from_file('dashboard/app.py', default_timeout=120).run(); "
+        "assert not at.exception, at.exception; print(time.monotonic()-t)"
+    )
+    env = {**os.environ, **settings_env(config)}
+    times = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+            ).stdout.split()[-1]
+        )
+        for _ in range(repeats)
+    ]
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    big, _, _ = load(args.products, args.seed)
+    small, _, _ = load(2_000, 42)
+    big_render, small_render = render_seconds(big), render_seconds(small)
+    print(
+        f"dashboard main page: {big_render:.2f}s with {args.products:,} products, {small_render:.2f}s with 2,000 "
+        f"(ratio {big_render / small_render:.2f})"
+    )
+    for config in (big, small):
+        MongoClient(config.mongo_uri).drop_database(config.mongo_db)
+
+
+if __name__ == "__main__":
+    main()

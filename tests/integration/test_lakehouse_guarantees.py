@@ -1,0 +1,133 @@
+"""The job's guarantees under what a real feed does: late categories, updates, duplicates, bad records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from kafka import KafkaProducer
+
+from client import api_client
+from tests.conftest import SAMPLE_DATASET
+from tests.integration.conftest import Pipeline
+from tests.integration.test_pipeline_e2e import assert_mongo_matches
+
+pytestmark = pytest.mark.integration
+
+PRODUCTS = SAMPLE_DATASET / "amazon_products.csv"
+CATEGORIES = SAMPLE_DATASET / "amazon_categories.csv"
+
+
+def produce(pipeline: Pipeline, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = KafkaProducer(
+        bootstrap_servers=pipeline.settings.kafka_bootstrap_servers, acks="all", max_request_size=2 * 2**20
+    )
+    for key, value in records:
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+    producer.close()
+
+
+def gold_per_category(pipeline: Pipeline) -> pd.DataFrame:
+    rows = list(
+        pipeline.db.gold_category_stats.find(
+            {}, {"_id": 0, "category_id": 1, "category_name": 1, "product_count": 1, "avg_price": 1}
+        )
+    )
+    return pd.DataFrame(rows).set_index("category_id").sort_index()
+
+
+def expected_gold(products: pd.DataFrame, categories: pd.DataFrame) -> pd.DataFrame:
+    named = products.merge(categories, left_on="category_id", right_on="id")
+    return named.groupby("category_id").agg(
+        category_name=("category_name", "first"), product_count=("asin", "size"), avg_price=("price", "mean")
+    )
+
+
+def assert_gold_matches(pipeline: Pipeline, products: pd.DataFrame) -> None:
+    got, want = gold_per_category(pipeline), expected_gold(products, pd.read_csv(CATEGORIES))
+    assert got["category_name"].tolist() == want["category_name"].tolist()
+    assert got["product_count"].tolist() == want["product_count"].tolist()
+    assert got["avg_price"].tolist() == pytest.approx(want["avg_price"].tolist(), rel=1e-9)
+
+
+def test_categories_arriving_after_their_products_name_them_everywhere(pipeline: Pipeline, tmp_path: Path) -> None:
+    no_categories = tmp_path / "none.csv"
+    no_categories.write_text("id,category_name\n")
+    assert api_client.run(PRODUCTS, no_categories, pipeline.settings.api_url, show_progress=False).ok
+    pipeline.wait_for_products(2000)
+    pipeline.wait_until_idle()
+    assert pipeline.db.products.count_documents({"category_name": None}) == 2000
+
+    no_products = tmp_path / "no_products.csv"
+    no_products.write_text(PRODUCTS.read_text().splitlines()[0] + "\n")
+    assert api_client.run(no_products, CATEGORIES, pipeline.settings.api_url, show_progress=False).ok
+    pipeline.wait_until_idle()
+    assert_mongo_matches(pipeline, PRODUCTS, CATEGORIES)
+    assert_gold_matches(pipeline, pd.read_csv(PRODUCTS))
+
+
+def test_updates_and_duplicates_leave_one_document_per_asin_with_the_last_price(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    assert api_client.run(PRODUCTS, CATEGORIES, pipeline.settings.api_url, show_progress=False).ok
+    products = pd.read_csv(PRODUCTS)
+    updated = products.copy()
+    updated.loc[:299, "price"] = (updated.loc[:299, "price"] + 1.25).round(2)
+    changed = tmp_path / "changed.csv"
+    updated.iloc[:300].to_csv(changed, index=False)
+    duplicates = tmp_path / "duplicates.csv"
+    products.iloc[300:600].to_csv(duplicates, index=False)
+    for path in (changed, duplicates, changed):
+        assert api_client.run(path, CATEGORIES, pipeline.settings.api_url, show_progress=False).ok
+    pipeline.wait_until_idle()
+    assert pipeline.db.products.count_documents({}) == 2000
+    prices = {d["_id"]: d["price"] for d in pipeline.db.products.find({}, {"price": 1})}
+    assert prices == dict(zip(updated["asin"], updated["price"], strict=True))
+    assert_gold_matches(pipeline, updated)
+
+
+def test_bad_records_are_quarantined_with_their_reason_and_the_stream_goes_on(pipeline: Pipeline) -> None:
+    good = {"asin": "B0GOOD0001", "title": "fine", "stars": 4.0, "reviews": 2, "price": 3.5, "category_id": 1}
+    bad = {
+        "not JSON": b"{oops",
+        "wrong types": json.dumps({**good, "asin": "B0BAD00001", "price": "cheap"}).encode(),
+        "missing asin": json.dumps({k: v for k, v in good.items() if k != "asin"}).encode(),
+        "negative price": json.dumps({**good, "asin": "B0BAD00002", "price": -1}).encode(),
+        "1 MB title": json.dumps({**good, "asin": "B0BAD00003", "title": "x" * 1_000_000}).encode(),
+        "invalid UTF-8": b'{"asin": "B0BAD00004", "title": "\xff\xfe", "stars": 1, "reviews": 1, "price": 1, '
+        b'"category_id": 1}',
+    }
+    extra = json.dumps({**good, "asin": "B0GOOD0002", "colour": "red", "size": 3}).encode()
+    topic = pipeline.settings.kafka_topic_products
+    produce(
+        pipeline,
+        topic,
+        [(b"k", value) for value in bad.values()]
+        + [(b"B0GOOD0001", json.dumps(good).encode()), (b"B0GOOD0002", extra)],
+    )
+    pipeline.wait_for_products(2)
+    pipeline.wait_until_idle()
+    reasons = sorted(d["reason"] for d in pipeline.db.quarantine.find())
+    assert reasons == sorted(
+        [
+            "not a JSON object",
+            "price: missing or not a number",
+            "asin: missing",
+            "price: negative",
+            "title: longer than 4000 characters",
+            "value: not valid UTF-8",
+        ]
+    )
+    for document in pipeline.db.quarantine.find():
+        assert (
+            document["_topic"] == topic and document["_id"] == f"{topic}:{document['_partition']}:{document['_offset']}"
+        )
+    assert {d["_id"] for d in pipeline.db.products.find()} == {"B0GOOD0001", "B0GOOD0002"}
+    rescued = pipeline.db.products.find_one({"_id": "B0GOOD0002"})["_rescued_data"]
+    assert json.loads(rescued) == {"colour": "red", "size": "3"}
+
+    produce(pipeline, topic, [(b"B0GOOD0003", json.dumps({**good, "asin": "B0GOOD0003"}).encode())])
+    pipeline.wait_for_products(3)
