@@ -7,9 +7,9 @@ and an older record can never reach MongoDB because it never won in silver.
 Why delete + insert and not update-upserts: FerretDB 1.x on SQLite (the local MongoDB-wire server) pushes
 `{_id: ...}` filters down but SQLite still scans the whole table for them (`explain` shows
 `SCAN`), so each keyed update or lookup costs a full scan, about 0.2 s per 100k documents, and bulk
-update-upserts stall it for minutes. insert_many is fast (about 30k documents/s), and one
-`delete_many({_id: {$in: [...]}})` costs one scan whatever the number of keys. The job knows from silver
-which keys were already there, so new keys are only inserted. Real MongoDB runs the same code path.
+update-upserts stall it for minutes. insert_many is fast (about 30k documents/s). The job knows from silver
+which keys were already there, so new keys are only inserted, updated ones are deleted by `_id`, and the
+products of a renamed category by `category_id`. Real MongoDB runs the same code path.
 Between the delete and the insert a reader can miss those documents for a moment; a crash there is
 healed by the replay of the unfinished micro-batch.
 """
@@ -49,10 +49,16 @@ def insert_replacing(collection: Collection, documents: Sequence[dict[str, Any]]
         collection.insert_many(clashing, ordered=False)
 
 
-def mirror(collection: Collection, documents: Iterable[dict[str, Any]], present_ids: Sequence[Any]) -> None:
-    """Make `documents` the stored version of their keys; `present_ids` are the keys that may be stored."""
-    for chunk in chunks(present_ids, DELETE_CHUNK):
-        collection.delete_many({"_id": {"$in": chunk}})
+def field_in(field: str, values: Sequence[Any]) -> list[dict[str, Any]]:
+    """`{field: {$in: [...]}}` filters. FerretDB checks each document against the whole list, so the cost
+    is documents x values: give renamed categories by category_id (a few values), not by their asins."""
+    return [{field: {"$in": chunk}} for chunk in chunks(values, DELETE_CHUNK)]
+
+
+def mirror(collection: Collection, documents: Iterable[dict[str, Any]], stale: Iterable[dict[str, Any]]) -> None:
+    """Delete what the `stale` filters match, then insert `documents` (replacing any left with their _id)."""
+    for condition in stale:
+        collection.delete_many(condition)
     for chunk in chunks(documents, INSERT_CHUNK):
         insert_replacing(collection, chunk)
 
@@ -60,7 +66,7 @@ def mirror(collection: Collection, documents: Iterable[dict[str, Any]], present_
 def replace_all(collection: Collection, documents: list[dict[str, Any]]) -> None:
     """For the small derived collections (gold): the new contents replace the old ones."""
     collection.delete_many({"_id": {"$nin": [d["_id"] for d in documents]}})
-    mirror(collection, documents, [d["_id"] for d in documents])
+    mirror(collection, documents, field_in("_id", [d["_id"] for d in documents]))
 
 
 def ensure_indexes(db: Database) -> None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -55,8 +57,26 @@ def category_documents(categories: DataFrame) -> DataFrame:
     return categories.select(F.col("id").alias("_id"), "id", "category_name", "_offset", "_kafka_ts", "_v")
 
 
+@contextmanager
+def timed(steps: dict[str, float], name: str) -> Iterator[None]:
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        steps[name] = time.monotonic() - started
+
+
 def rows_as_dicts(frame: DataFrame) -> list[dict[str, Any]]:
     return [row.asDict(recursive=True) for row in frame.toLocalIterator()]
+
+
+@dataclass(frozen=True)
+class Touched:
+    """The products a micro-batch changes: all their asins, and how to find their stale MongoDB documents."""
+
+    asins: DataFrame
+    updated_asins: list[str]
+    renamed_category_ids: list[int]
 
 
 class IngestJob:
@@ -80,27 +100,41 @@ class IngestJob:
         )
 
     def process_batch(self, kafka_rows: DataFrame, batch_id: int) -> None:
-        started = time.monotonic()
+        steps: dict[str, float] = {}
         bronze = transforms.to_bronze(kafka_rows).persist()
         cached = [bronze]
         try:
-            input_rows = bronze.count()
+            with timed(steps, "read"):
+                input_rows = bronze.count()
             if input_rows == 0:
                 return
-            lake.append_once(bronze, self.tables.bronze, batch_id)
-            categories = self._parse(bronze, self.config.kafka_topic_categories, transforms.parse_categories)
-            products = self._parse(bronze, self.config.kafka_topic_products, transforms.parse_products)
-            self.last_quarantined = self._quarantine(categories, products)
+            with timed(steps, "bronze"):
+                lake.append_once(bronze, self.tables.bronze, batch_id)
+            with timed(steps, "quarantine"):
+                categories = self._parse(bronze, self.config.kafka_topic_categories, transforms.parse_categories)
+                products = self._parse(bronze, self.config.kafka_topic_products, transforms.parse_products)
+                self.last_quarantined = self._quarantine(categories, products)
             new_categories = transforms.valid_categories(categories).persist()
             new_products = transforms.valid_products(products).persist()
             cached += [categories, products, new_categories, new_products]
-            touched, present = self._touched_products(new_categories, new_products)
-            cached.append(touched)
-            self._upsert_categories(new_categories)
-            self._upsert_products(new_products)
-            self._mirror_products(touched, present)
-            self._refresh_gold()
-            log.info("batch %d: wrote %d rows in %.1fs", batch_id, input_rows, time.monotonic() - started)
+            with timed(steps, "touched"):
+                touched = self._touched_products(new_categories, new_products)
+            cached.append(touched.asins)
+            with timed(steps, "categories"):
+                self._upsert_categories(new_categories)
+            with timed(steps, "silver"):
+                self._upsert_products(new_products)
+            with timed(steps, "mongo"):
+                self._mirror_products(touched)
+            with timed(steps, "gold"):
+                self._refresh_gold()
+            log.info(
+                "batch %d: wrote %d rows in %.1fs (%s)",
+                batch_id,
+                input_rows,
+                sum(steps.values()),
+                ", ".join(f"{name} {seconds:.1f}s" for name, seconds in steps.items()),
+            )
         finally:
             for frame in cached:
                 frame.unpersist()
@@ -123,12 +157,11 @@ class IngestJob:
         bad.unpersist()
         return count
 
-    def _touched_products(self, categories: DataFrame, products: DataFrame) -> tuple[DataFrame, list[str]]:
-        """Before the MERGEs: the asins this batch changes (its products, and the products of categories it
-        names anew), and which of them silver (and so MongoDB) already holds."""
+    def _touched_products(self, categories: DataFrame, products: DataFrame) -> Touched:
+        """Before the MERGEs: what this batch changes in silver products, and so in MongoDB."""
         silver = self._silver(self.tables.silver_products)
         if silver is None:
-            return products.select("asin").persist(), []
+            return Touched(products.select("asin").persist(), [], [])
         known = self._silver(self.tables.silver_categories)
         renamed = categories.select(F.col("id").alias("category_id"), "category_name")
         if known is not None:
@@ -136,11 +169,12 @@ class IngestJob:
             renamed = renamed.join(before, "category_id", how="left").where(
                 F.col("old_name").isNull() | (F.col("old_name") != F.col("category_name"))
             )
-        renamed_products = silver.join(renamed.select("category_id"), "category_id", how="left_semi")
-        # A set union of keys: an asin both updated and renamed is one key to rewrite.
-        touched = products.select("asin").unionByName(renamed_products.select("asin")).distinct().persist()
-        present = [row["asin"] for row in touched.join(silver.select("asin"), "asin", how="left_semi").collect()]
-        return touched, present
+        renamed_ids = [row["category_id"] for row in renamed.select("category_id").collect()]
+        renamed_products = silver.where(F.col("category_id").isin(renamed_ids)).select("asin")
+        # A set union of keys: an asin both updated and in a renamed category is one key to rewrite.
+        asins = products.select("asin").unionByName(renamed_products).distinct().persist()
+        updated = [row["asin"] for row in products.join(silver.select("asin"), "asin", how="left_semi").collect()]
+        return Touched(asins, updated, renamed_ids)
 
     def _upsert_categories(self, categories: DataFrame) -> None:
         if categories.isEmpty():
@@ -149,7 +183,7 @@ class IngestJob:
         lake.rename_products(self.spark, categories, self.tables.silver_products)
         current = self.spark.read.format("delta").load(self.tables.silver_categories)
         documents = rows_as_dicts(category_documents(current.join(categories.select("id"), "id", how="left_semi")))
-        mongo_sink.mirror(self.db.categories, documents, [d["_id"] for d in documents])
+        mongo_sink.mirror(self.db.categories, documents, mongo_sink.field_in("_id", [d["_id"] for d in documents]))
 
     def _current_categories(self) -> DataFrame:
         current = self._silver(self.tables.silver_categories)
@@ -160,12 +194,15 @@ class IngestJob:
             enriched = transforms.enrich_with_categories(products, self._current_categories())
             lake.upsert_newer(self.spark, enriched, self.tables.silver_products, "asin")
 
-    def _mirror_products(self, touched: DataFrame, present: list[str]) -> None:
+    def _mirror_products(self, touched: Touched) -> None:
         silver = self._silver(self.tables.silver_products)
         if silver is None:
             return
-        rows = silver.join(touched, "asin", how="left_semi")
-        mongo_sink.mirror(self.db.products, rows_as_dicts(product_documents(rows)), present)
+        rows = silver.join(touched.asins, "asin", how="left_semi")
+        stale = mongo_sink.field_in("category_id", touched.renamed_category_ids) + mongo_sink.field_in(
+            "_id", touched.updated_asins
+        )
+        mongo_sink.mirror(self.db.products, rows_as_dicts(product_documents(rows)), stale)
 
     def _refresh_gold(self) -> None:
         products = self._silver(self.tables.silver_products)

@@ -53,20 +53,38 @@ def assert_gold_matches(pipeline: Pipeline, products: pd.DataFrame) -> None:
     assert got["avg_price"].tolist() == pytest.approx(want["avg_price"].tolist(), rel=1e-9)
 
 
-def test_categories_arriving_after_their_products_name_them_everywhere(pipeline: Pipeline, tmp_path: Path) -> None:
-    no_categories = tmp_path / "none.csv"
-    no_categories.write_text("id,category_name\n")
-    assert api_client.run(PRODUCTS, no_categories, pipeline.settings.api_url, show_progress=False).ok
-    pipeline.wait_for_products(2000)
-    pipeline.wait_until_idle()
-    assert pipeline.db.products.count_documents({"category_name": None}) == 2000
-
+def test_categories_arriving_before_between_and_after_products_and_a_rename(pipeline: Pipeline, tmp_path: Path) -> None:
+    categories = pd.read_csv(CATEGORIES)
+    first_half, second_half = tmp_path / "first.csv", tmp_path / "second.csv"
+    categories.iloc[:30].to_csv(first_half, index=False)
+    renamed = categories.iloc[30:].copy()
+    categories.iloc[30:].to_csv(second_half, index=False)
     no_products = tmp_path / "no_products.csv"
     no_products.write_text(PRODUCTS.read_text().splitlines()[0] + "\n")
-    assert api_client.run(no_products, CATEGORIES, pipeline.settings.api_url, show_progress=False).ok
+    api = pipeline.settings.api_url
+
+    assert api_client.run(no_products, first_half, api, show_progress=False).ok
+    pipeline.wait_until_idle()
+    assert api_client.run(PRODUCTS, first_half, api, show_progress=False).ok  # known names re-sent: no change
+    pipeline.wait_for_products(2000)
+    pipeline.wait_until_idle()
+    unnamed = pipeline.db.products.count_documents({"category_name": None})
+    assert unnamed == int(pd.read_csv(PRODUCTS)["category_id"].gt(30).sum())
+
+    assert api_client.run(no_products, second_half, api, show_progress=False).ok
     pipeline.wait_until_idle()
     assert_mongo_matches(pipeline, PRODUCTS, CATEGORIES)
-    assert_gold_matches(pipeline, pd.read_csv(PRODUCTS))
+
+    renamed.loc[renamed["id"] == 31, "category_name"] = "Renamed Luggage"
+    renamed_file = tmp_path / "renamed.csv"
+    pd.concat([categories.iloc[:30], renamed]).to_csv(renamed_file, index=False)
+    assert api_client.run(no_products, renamed_file, api, show_progress=False).ok
+    pipeline.wait_until_idle()
+    assert pipeline.db.products.count_documents({}) == 2000
+    assert_mongo_matches(pipeline, PRODUCTS, renamed_file)
+    final = pd.concat([categories.iloc[:30], renamed])
+    got, want = gold_per_category(pipeline), expected_gold(pd.read_csv(PRODUCTS), final)
+    assert got["category_name"].tolist() == want["category_name"].tolist()
 
 
 def test_updates_and_duplicates_leave_one_document_per_asin_with_the_last_price(
