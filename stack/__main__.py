@@ -8,7 +8,13 @@ import signal
 import sys
 import time
 
+from kafka.errors import KafkaError
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+from lakehouse import serving
 from lakehouse.settings import load_settings
+from spark_jobs.progress import lag_per_topic
 from stack.pipeline import run_pipeline
 from stack.services import ALL_SERVICES, LocalStack, process_tree_rss
 
@@ -22,6 +28,26 @@ def _status(stack: LocalStack) -> None:
         total += rss
         print(f"{name:10} {'pid ' + str(pid) if pid else 'stopped':12} {rss / 2**20:8.0f} MiB")
     print(f"{'total':10} {'':12} {total / 2**20:8.0f} MiB")
+    _print_pipeline(stack)
+
+
+def _print_pipeline(stack: LocalStack) -> None:
+    """Lag from the job's own checkpoint (consumer-group tools cannot see Spark's offsets) and freshness."""
+    try:
+        lag = lag_per_topic(stack.settings)
+    except KafkaError as error:
+        print(f"lag: Kafka unreachable ({error.__class__.__name__})")
+    else:
+        shown = ", ".join(f"{topic} {behind:,}" for topic, behind in sorted(lag.items())) if lag is not None else None
+        print(f"lag (records not yet processed): {shown or 'no batch committed yet'}")
+    try:
+        db = MongoClient(stack.settings.mongo_uri, serverSelectionTimeoutMS=2000)[stack.settings.mongo_db]
+        age = serving.freshness_seconds(db)
+        products = serving.summary(db).get("products", 0)
+    except PyMongoError as error:
+        print(f"MongoDB unreachable ({error.__class__.__name__})")
+        return
+    print(f"products served: {products:,}; newest record: {'none' if age is None else f'{age:,.0f} s old'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--exit-after-ingest", action="store_true", help="stop the stack once the sample is in")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("httpx", "kafka"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("kafka").setLevel(logging.ERROR)
     stack = LocalStack(load_settings())
     if args.command == "up":
         unknown = set(args.services) - set(ALL_SERVICES)
