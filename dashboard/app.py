@@ -27,24 +27,35 @@ CACHE_SECONDS = 3
 st.set_page_config(page_title="Amazon products lakehouse", layout="wide")
 
 
+SOURCE = (settings.mongo_uri, settings.mongo_db)  # part of every cache key: one cache per database
+
+
 @st.cache_resource
+def connect(uri: str, name: str) -> Database:
+    return queries.connect(uri, name)
+
+
 def database() -> Database:
-    return queries.connect()
+    return connect(*SOURCE)
 
 
 @st.cache_data(ttl=CACHE_SECONDS)
+def cached_category_stats(source: tuple[str, str]) -> Any:
+    return queries.category_stats(connect(*source))
+
+
+@st.cache_data(ttl=CACHE_SECONDS)
+def cached_headline(source: tuple[str, str]) -> dict[str, Any]:
+    return queries.headline(connect(*source))
+
+
+@st.cache_data(ttl=CACHE_SECONDS)
+def cached_price_distribution(source: tuple[str, str], category_id: int | None) -> Any:
+    return queries.price_distribution(connect(*source), category_id)
+
+
 def category_stats() -> Any:
-    return queries.category_stats(database())
-
-
-@st.cache_data(ttl=CACHE_SECONDS)
-def headline() -> dict[str, Any]:
-    return queries.headline(database())
-
-
-@st.cache_data(ttl=CACHE_SECONDS)
-def price_distribution(category_id: int | None) -> Any:
-    return queries.price_distribution(database(), category_id)
+    return cached_category_stats(SOURCE)
 
 
 def show(figure: Any) -> None:
@@ -52,7 +63,7 @@ def show(figure: Any) -> None:
 
 
 def overview() -> None:
-    numbers = headline()
+    numbers = cached_headline(SOURCE)
     if not numbers["products"]:
         st.info(
             "No products in MongoDB yet. Run `make run`, or `python client/api_client.py` with the "
@@ -73,7 +84,7 @@ def overview() -> None:
     with left:
         names = {"All categories": None} | dict(zip(stats["category_name"], stats["category_id"], strict=True))
         chosen = st.selectbox("Category", list(names), key="price_category")
-        prices = price_distribution(names[chosen])
+        prices = cached_price_distribution(SOURCE, names[chosen])
         show(
             px.bar(
                 prices,

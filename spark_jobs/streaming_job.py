@@ -67,7 +67,8 @@ def timed(steps: dict[str, float], name: str) -> Iterator[None]:
 
 
 def rows_as_dicts(frame: DataFrame) -> list[dict[str, Any]]:
-    return [row.asDict(recursive=True) for row in frame.toLocalIterator()]
+    """A micro-batch's rows for MongoDB; bounded by STREAM_MAX_OFFSETS_PER_TRIGGER (and a gold table's size)."""
+    return [row.asDict(recursive=True) for row in frame.collect()]
 
 
 @dataclass(frozen=True)
