@@ -135,6 +135,17 @@ def _keyed(records: Sequence[BaseModel], key: Callable[[Any], str]) -> list[tupl
 AUTH = [Depends(require_api_key)]
 
 
+def batch_request_body(schema: str) -> dict[str, Any]:
+    """OpenAPI for a batch body read by hand (to report every bad record): a JSON array or NDJSON."""
+    array = {"type": "array", "items": {"$ref": f"#/components/schemas/{schema}"}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": array}, "application/x-ndjson": {"schema": {"type": "string"}}},
+        }
+    }
+
+
 @app.post("/products", status_code=201, response_model=Accepted, dependencies=AUTH, tags=["products"])
 @app.post("/AmazonProduct", status_code=201, response_model=Accepted, dependencies=AUTH, tags=["aliases"])
 def post_product(product: Product, request: Request) -> Accepted:
@@ -148,15 +159,7 @@ def post_product(product: Product, request: Request) -> Accepted:
     response_model=Accepted,
     dependencies=AUTH,
     tags=["products"],
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Product"}}},
-                "application/x-ndjson": {"schema": {"type": "string"}},
-            },
-            "required": True,
-        }
-    },
+    openapi_extra=batch_request_body("Product"),
 )
 async def post_products(request: Request) -> Accepted:
     """Many products as a JSON array or NDJSON, all-or-nothing."""
@@ -177,15 +180,7 @@ def post_category(category: Category, request: Request) -> Accepted:
     response_model=Accepted,
     dependencies=AUTH,
     tags=["categories"],
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Category"}}},
-                "application/x-ndjson": {"schema": {"type": "string"}},
-            },
-            "required": True,
-        }
-    },
+    openapi_extra=batch_request_body("Category"),
 )
 async def post_categories(request: Request) -> Accepted:
     """Many categories as a JSON array or NDJSON, all-or-nothing."""

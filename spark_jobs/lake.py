@@ -54,32 +54,24 @@ def append_once(batch: DataFrame, path: str, batch_id: int, app_id: str = STREAM
     )
 
 
-def upsert_newer(spark: SparkSession, updates: DataFrame, path: str, key: str) -> None:
-    """MERGE by key; an existing row is replaced only by a higher `_v`, so replays change nothing."""
-    if not exists(spark, path):
-        updates.write.format("delta").save(path)
-        return
-    (
-        DeltaTable.forPath(spark, path)
-        .alias("t")
-        .merge(updates.alias("s"), f"t.{key} = s.{key}")
-        .whenMatchedUpdateAll(condition="s._v > t._v")
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
-
-
-def insert_new(spark: SparkSession, rows: DataFrame, path: str, key: str) -> None:
+def _merge_by_key(spark: SparkSession, rows: DataFrame, path: str, key: str, update_when: str | None) -> None:
     if not exists(spark, path):
         rows.write.format("delta").save(path)
         return
-    (
-        DeltaTable.forPath(spark, path)
-        .alias("t")
-        .merge(rows.alias("s"), f"t.{key} = s.{key}")
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+    merge = DeltaTable.forPath(spark, path).alias("t").merge(rows.alias("s"), f"t.{key} = s.{key}")
+    if update_when is not None:
+        merge = merge.whenMatchedUpdateAll(condition=update_when)
+    merge.whenNotMatchedInsertAll().execute()
+
+
+def upsert_newer(spark: SparkSession, updates: DataFrame, path: str, key: str) -> None:
+    """MERGE by key; an existing row is replaced only by a higher `_v`, so replays change nothing."""
+    _merge_by_key(spark, updates, path, key, update_when="s._v > t._v")
+
+
+def insert_new(spark: SparkSession, rows: DataFrame, path: str, key: str) -> None:
+    """MERGE by key, inserting only keys not stored yet (quarantined records are written once)."""
+    _merge_by_key(spark, rows, path, key, update_when=None)
 
 
 def rename_products(spark: SparkSession, categories: DataFrame, products_path: str) -> None:
