@@ -94,4 +94,6 @@ def browse(
     query: dict[str, Any] = {}
     if field and value:
         query = {field: int(value)} if value.lstrip("-").isdigit() else {field: value}
-    return list(db[collection].find(query).sort("_id", 1).skip(page * page_size).limit(page_size))
+    # Natural (stored) order, no sort: FerretDB pushes the limit down only without one, and a sort makes it
+    # load the whole collection (10 s of a 14 s page render with 100k products, measured by the bench).
+    return list(db[collection].find(query).skip(page * page_size).limit(page_size))
