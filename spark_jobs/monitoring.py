@@ -26,7 +26,7 @@ def lag_from_offsets(end_offset: str | None, latest_offset: str | None) -> dict[
     }
 
 
-def lag_per_topic(sources: Iterable[Any]) -> dict[str, int]:
+def lag_from_sources(sources: Iterable[Any]) -> dict[str, int]:
     lag: dict[str, int] = {}
     for source in sources:
         for topic, behind in lag_from_offsets(source.endOffset, source.latestOffset).items():
@@ -44,7 +44,7 @@ def status_document(progress: Any, quarantined: int) -> dict[str, Any]:
         "batch_duration_ms": progress.batchDuration,
         "batch_started_at": progress.timestamp,
         "quarantined": quarantined,
-        "lag": lag_per_topic(progress.sources),
+        "lag": lag_from_sources(progress.sources),
         "updated_at": datetime.now(UTC),
     }
 
