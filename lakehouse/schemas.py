@@ -25,6 +25,8 @@ class Product(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        # "inf" parses as a float but is no price, and JSON cannot carry it to Kafka.
+        allow_inf_nan=False,
         json_schema_extra={
             "examples": [
                 {

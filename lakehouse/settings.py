@@ -7,6 +7,7 @@ or on a real cluster, e.g. KAFKA_BOOTSTRAP_SERVERS=broker1:9092,broker2:9092.
 
 from __future__ import annotations
 
+import socket
 from functools import cached_property
 from pathlib import Path
 
@@ -25,8 +26,16 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topic_products: str = "ingest-product"
     kafka_topic_categories: str = "ingest-category"
+    kafka_topic_processed: str = "processed-product"
+    # Compacted: the Idempotency-Key of every batch the API committed, with its response.
+    kafka_topic_idempotency: str = "ingest-idempotency"
     kafka_topic_partitions: int = Field(3, gt=0)
     kafka_replication_factor: int = Field(1, gt=0)
+    kafka_delivery_timeout_seconds: float = Field(10.0, gt=0)
+    # Unique per API process; empty means "api-<host>-<port>". A restarted process with the same id fences
+    # its previous incarnation's open transactions.
+    kafka_transactional_id: str = ""
+    api_producer_pool: int = Field(4, gt=0)
 
     mongo_uri: str = "mongodb://127.0.0.1:27017/"
     mongo_db: str = "amazon"
@@ -65,7 +74,12 @@ class Settings(BaseSettings):
 
     @property
     def kafka_topics(self) -> tuple[str, str]:
+        """The topics the streaming job reads."""
         return (self.kafka_topic_products, self.kafka_topic_categories)
+
+    @property
+    def transactional_id_prefix(self) -> str:
+        return self.kafka_transactional_id or f"api-{socket.gethostname()}-{self.api_port}"
 
 
 def settings_env(config: Settings) -> dict[str, str]:

@@ -62,6 +62,19 @@ def server_properties(settings: Settings, data_dir: Path) -> str:
     )
 
 
+# Keys are kept for a week: longer than any client retries a batch.
+IDEMPOTENCY_TOPIC_CONFIG = {"cleanup.policy": "compact,delete", "retention.ms": str(7 * 24 * 3600 * 1000)}
+
+
+def project_topics(settings: Settings) -> list[NewTopic]:
+    """Ingest topics, the job's output topic, and the API's compacted Idempotency-Key log."""
+    partitioned = (settings.kafka_topic_products, settings.kafka_topic_categories, settings.kafka_topic_processed)
+    replication = settings.kafka_replication_factor
+    return [NewTopic(name, settings.kafka_topic_partitions, replication) for name in partitioned] + [
+        NewTopic(settings.kafka_topic_idempotency, 1, replication, topic_configs=IDEMPOTENCY_TOPIC_CONFIG)
+    ]
+
+
 class KafkaBroker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -81,7 +94,8 @@ class KafkaBroker:
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         subprocess.run(
-            java_command("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
+            # `--cluster-id=` form: a random id may start with "-", which the option parser would take for a flag.
+            java_command("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config)),
             check=True,
             capture_output=True,
         )
@@ -121,11 +135,7 @@ class KafkaBroker:
         admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
         try:
             existing = set(admin.list_topics())
-            wanted = [
-                NewTopic(name, self.settings.kafka_topic_partitions, self.settings.kafka_replication_factor)
-                for name in self.settings.kafka_topics
-                if name not in existing
-            ]
+            wanted = [topic for topic in project_topics(self.settings) if topic.name not in existing]
             if wanted:
                 with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
                     admin.create_topics(wanted)

@@ -4,13 +4,16 @@ and per test its own topics, database, lakehouse folder, API process and streami
 from __future__ import annotations
 
 import threading
+import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from pymongo import MongoClient
 from pymongo.database import Database
 
@@ -72,21 +75,27 @@ class Pipeline:
 
 
 @contextmanager
-def running_pipeline(infrastructure: LocalStack, folder: Path) -> Iterator[Pipeline]:
+def running_pipeline(
+    infrastructure: LocalStack, folder: Path, start_job: bool = True, **overrides: object
+) -> Iterator[Pipeline]:
     """Its own topics, database and lakehouse; the API and the streaming job as real processes."""
     run_id = uuid.uuid4().hex[:8]
-    config = load_settings(
-        kafka_topic_products=f"ingest-product-{run_id}",
-        kafka_topic_categories=f"ingest-category-{run_id}",
-        mongo_db=f"test_{run_id}",
-        lakehouse_path=folder / "lakehouse",
-        checkpoint_path=folder / "checkpoints",
-        runtime_dir=infrastructure.settings.runtime_dir,
-    )
+    names: dict[str, object] = {
+        "kafka_topic_products": f"ingest-product-{run_id}",
+        "kafka_topic_categories": f"ingest-category-{run_id}",
+        "kafka_topic_processed": f"processed-product-{run_id}",
+        "mongo_db": f"test_{run_id}",
+        "kafka_transactional_id": f"api-{run_id}",
+        "lakehouse_path": folder / "lakehouse",
+        "checkpoint_path": folder / "checkpoints",
+        "runtime_dir": infrastructure.settings.runtime_dir,
+    }
+    config = load_settings(**(names | overrides))
     stack = LocalStack(config, instance=run_id)
     stack.kafka.create_topics()
     stack.start_api()
-    stack.start_job()
+    if start_job:
+        stack.start_job()
     try:
         yield Pipeline(stack)
     finally:
@@ -117,6 +126,31 @@ def loaded_pipeline(infrastructure: LocalStack, tmp_path_factory: pytest.TempPat
         running.wait_for_products(2000)
         running.wait_until_idle()
         yield running
+
+
+def committed_keys(bootstrap_servers: str, topic: str) -> Counter[bytes]:
+    """How many times each key is in `topic`, as a read_committed reader (the streaming job) sees it."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": "tests",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    keys: Counter[bytes] = Counter()
+    unread = [TopicPartition(topic, p) for p, end in ends.items() if end > 0]
+    deadline = time.monotonic() + 120
+    while any(tp.offset < ends[tp.partition] for tp in consumer.position(unread)):
+        assert time.monotonic() < deadline, f"could not read {topic} to its end offsets {ends}"
+        for message in consumer.consume(10_000, timeout=1.0):
+            if message.error() is None:
+                keys[message.key()] += 1
+    consumer.close()
+    return keys
 
 
 class MemorySampler:

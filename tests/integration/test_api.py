@@ -23,12 +23,14 @@ def client(infrastructure) -> Iterator[TestClient]:
         yield test_client
 
 
-def records_in(topic: str) -> list[tuple[str, dict]]:
+def records_in(topic: str, bootstrap_servers: str = settings.kafka_bootstrap_servers) -> list[tuple[str, dict]]:
+    """What the streaming job can read: committed records only."""
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        bootstrap_servers=bootstrap_servers,
         consumer_timeout_ms=3000,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        isolation_level="read_committed",
     )
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
     consumer.assign(partitions)
@@ -100,3 +102,39 @@ def test_api_key_when_configured(client: TestClient, monkeypatch: pytest.MonkeyP
     assert client.post("/products", json=product).status_code == 401
     assert client.post("/products", json=product, headers={"X-API-Key": "wrong"}).status_code == 401
     assert client.post("/products", json=product, headers={"X-API-Key": "s3cret"}).status_code == 201
+
+
+def test_a_retried_batch_with_its_idempotency_key_is_committed_once(client: TestClient) -> None:
+    batch = [{**GOOD, "asin": unique_asin()} for _ in range(3)]
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    first = client.post("/products/batch", json=batch, headers=key)
+    again = client.post("/products/batch", json=batch, headers=key)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json() == {"accepted": 3, "topic": settings.kafka_topic_products}
+    assert "Idempotent-Replayed" not in first.headers and again.headers["Idempotent-Replayed"] == "true"
+    asins = [k for k, _ in records_in(settings.kafka_topic_products)]
+    assert [asins.count(p["asin"]) for p in batch] == [1, 1, 1]
+
+    reused = client.post("/products/batch", json=batch[:1], headers=key)
+    assert reused.status_code == 422 and "another body" in reused.json()["detail"]
+
+
+def test_idempotency_keys_survive_an_api_restart(client: TestClient) -> None:
+    batch = [{**GOOD, "asin": unique_asin()}]
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    assert client.post("/products/batch", json=batch, headers=key).status_code == 201
+    running = api.app.state.producer
+    with TestClient(api.app) as restarted:  # a new producer pool and an empty memory: keys come from Kafka
+        again = restarted.post("/products/batch", json=batch, headers=key)
+    api.app.state.producer = running
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert [k for k, _ in records_in(settings.kafka_topic_products)].count(batch[0]["asin"]) == 1
+
+
+def test_metrics_count_requests_records_and_produce_latency(client: TestClient) -> None:
+    client.post("/products/batch", json=[{**GOOD, "asin": unique_asin()} for _ in range(2)])
+    client.post("/products", json={"asin": "nope"})
+    text = client.get("/metrics").text
+    assert 'ingest_records_total{topic="products"}' in text
+    assert 'ingest_http_requests_total{method="POST",route="/products",status="422"}' in text
+    assert 'ingest_produce_seconds_count{topic="products"}' in text

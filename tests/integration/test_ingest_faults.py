@@ -1,0 +1,134 @@
+"""Ingest under faults and load, on a broker of its own that the test stops and starts.
+
+Kafka down: the API answers 503 with Retry-After, the client retries and finishes once Kafka is back, and
+no retried batch reaches a read_committed reader twice. Stress: 1,000 concurrent single-record POSTs and
+100k records in batches are exactly that many records in Kafka, and end to end one document per asin in
+MongoDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from client import api_client
+from client.transformer import Record, read_products
+from dataset.generate import write_dataset
+from lakehouse.settings import load_settings
+from stack.kafka import KafkaBroker
+from stack.processes import wait_until
+from stack.services import LocalStack
+from tests.integration.conftest import Pipeline, committed_keys, running_pipeline
+from tests.unit.test_schemas import GOOD
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def own_broker(infrastructure: LocalStack) -> Iterator[KafkaBroker]:
+    config = load_settings(
+        kafka_bootstrap_servers="127.0.0.1:19192", runtime_dir=infrastructure.settings.runtime_dir / "kafka-faults"
+    )
+    broker = KafkaBroker(config)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="module")
+def faulty(
+    infrastructure: LocalStack, own_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pipeline]:
+    """The API on the test's own broker, with a short delivery timeout; the job starts in the last test."""
+    with running_pipeline(
+        infrastructure,
+        tmp_path_factory.mktemp("faults"),
+        start_job=False,
+        kafka_bootstrap_servers=own_broker.settings.kafka_bootstrap_servers,
+        kafka_delivery_timeout_seconds=3,
+    ) as pipeline:
+        yield pipeline
+
+
+SENT_ASINS: set[str] = set()
+
+
+def product_asins(path: Path) -> set[str]:
+    return {row.data["asin"] for row in read_products(path) if isinstance(row, Record)}
+
+
+def delivery_errors(api_url: str) -> float:
+    """503s answered so far, over both topics."""
+    lines = httpx.get(f"{api_url}/metrics").text.splitlines()
+    return sum(float(line.split()[-1]) for line in lines if line.startswith("ingest_delivery_errors_total{"))
+
+
+def test_kafka_down_means_503_then_the_client_retries_and_nothing_is_committed_twice(
+    faulty: Pipeline, own_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    config = faulty.settings
+    products, categories = write_dataset(tmp_path, products=3000, categories=248, seed=11)
+    own_broker.stop()
+
+    lost = {**GOOD, "asin": "B0LOST0001"}
+    refused = httpx.post(f"{config.api_url}/products/batch", json=[lost], timeout=60)
+    assert refused.status_code == 503 and int(refused.headers["Retry-After"]) > 0
+    assert httpx.get(f"{config.api_url}/ready", timeout=60).status_code == 503
+
+    outcome: list[api_client.Summary] = []
+    client = threading.Thread(
+        target=lambda: outcome.append(api_client.run(products, categories, config.api_url, batch_size=500)),
+    )
+    client.start()
+    assert wait_until(lambda: delivery_errors(config.api_url) >= 3, 120), "the client never hit the outage"
+    own_broker.start()
+    client.join(timeout=300)
+
+    [summary] = outcome
+    assert summary.ok and summary.accepted == summary.sent == 3000 + 248
+    keys = committed_keys(config.kafka_bootstrap_servers, config.kafka_topic_products)
+    asins = product_asins(products)
+    assert {key.decode() for key in keys} == asins and set(keys.values()) == {1}
+    assert sum(committed_keys(config.kafka_bootstrap_servers, config.kafka_topic_categories).values()) == 248
+    SENT_ASINS.update(asins)
+
+
+async def post_each(api_url: str, products: list[dict]) -> list[int]:
+    limits = httpx.Limits(max_connections=len(products))
+    async with httpx.AsyncClient(base_url=api_url, timeout=120, limits=limits) as http:
+        responses = await asyncio.gather(*(http.post("/products", json=product) for product in products))
+    return [response.status_code for response in responses]
+
+
+def test_stress_1000_concurrent_posts_and_100k_in_batches_are_exactly_that_many_records(
+    faulty: Pipeline, tmp_path: Path
+) -> None:
+    config = faulty.settings
+    before = committed_keys(config.kafka_bootstrap_servers, config.kafka_topic_products)
+    singles = [{**GOOD, "asin": "B1" + uuid.uuid4().hex[:8].upper()} for _ in range(1000)]
+    assert asyncio.run(post_each(config.api_url, singles)) == [201] * 1000
+
+    products, categories = write_dataset(tmp_path, products=100_000, categories=248, seed=5)
+    summary = api_client.run(products, categories, config.api_url, batch_size=2000, show_progress=False)
+    assert summary.ok and summary.accepted == 100_000 + 248
+
+    after = committed_keys(config.kafka_bootstrap_servers, config.kafka_topic_products)
+    assert (after - before).total() == 1000 + 100_000
+    assert all(after[p["asin"].encode()] == 1 for p in singles)
+    SENT_ASINS.update(p["asin"] for p in singles)
+    SENT_ASINS.update(product_asins(products))
+
+
+def test_end_to_end_mongodb_holds_exactly_one_document_per_asin_sent(faulty: Pipeline) -> None:
+    faulty.stack.start_job()
+    faulty.wait_for_products(len(SENT_ASINS), timeout=900)
+    faulty.wait_until_idle(timeout=300)
+    assert faulty.db.products.count_documents({}) == len(SENT_ASINS)
+    assert {d["_id"] for d in faulty.db.products.find({}, {"_id": 1})} == SENT_ASINS
+    assert faulty.db.products.count_documents({"asin": "B0LOST0001"}) == 0
