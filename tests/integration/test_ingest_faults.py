@@ -9,6 +9,10 @@ MongoDB.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -20,7 +24,7 @@ import pytest
 from client import api_client
 from client.transformer import Record, read_products
 from dataset.generate import write_dataset
-from lakehouse.settings import load_settings
+from lakehouse.settings import PROJECT_ROOT, load_settings
 from stack.kafka import KafkaBroker
 from stack.processes import wait_until
 from stack.services import LocalStack
@@ -97,6 +101,33 @@ def test_kafka_down_means_503_then_the_client_retries_and_nothing_is_committed_t
     assert {key.decode() for key in keys} == asins and set(keys.values()) == {1}
     assert sum(committed_keys(config.kafka_bootstrap_servers, config.kafka_topic_categories).values()) == 248
     SENT_ASINS.update(asins)
+
+
+def test_a_killed_client_resumes_without_counting_or_producing_anything_twice(faulty: Pipeline, tmp_path: Path) -> None:
+    config = faulty.settings
+    products, categories = write_dataset(tmp_path, products=50_000, categories=248, seed=13)
+    before = committed_keys(config.kafka_bootstrap_servers, config.kafka_topic_products)
+    command = [sys.executable, "client/api_client.py", "--products", str(products), "--categories", str(categories)]
+    command += ["--api-url", config.api_url, "--batch-size", "200", "--no-progress"]
+    environment = {**os.environ, "RUNTIME_DIR": str(tmp_path / "client-state")}
+
+    def products_done() -> int:
+        states = list((tmp_path / "client-state" / "client").glob("*.json"))
+        return json.loads(states[0].read_text())["done"]["products"] if states else 0
+
+    first = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, stdout=subprocess.DEVNULL)
+    assert wait_until(lambda: products_done() >= 2000, 120, interval=0.01)
+    first.kill()
+    first.wait()
+    assert products_done() < 50_000
+
+    second = subprocess.run(command, cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert "resuming an interrupted run" in second.stderr
+    assert "sent 50248, accepted 50248, rejected 0, undelivered 0" in second.stdout
+    added = committed_keys(config.kafka_bootstrap_servers, config.kafka_topic_products) - before
+    assert added.total() == 50_000 and {key.decode() for key in added} == product_asins(products)
+    SENT_ASINS.update(product_asins(products))
 
 
 async def post_each(api_url: str, products: list[dict]) -> list[int]:
