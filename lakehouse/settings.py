@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     spark_jars_dir: Path = PROJECT_ROOT / "build" / "jars" / "spark"
     stream_trigger_seconds: float = Field(2.0, gt=0)
     stream_max_offsets_per_trigger: int = Field(50_000, gt=0)
+    # Crash tests only: the job SIGKILLs itself right after this step of a micro-batch ("mongo", "gold", ...).
+    stream_crash_after_step: str = ""
 
     @model_validator(mode="after")
     def _refuse_default_secrets_outside_local(self) -> Settings:

@@ -34,6 +34,10 @@ class LakeTables:
     def quarantine(self) -> str:
         return self.path("silver/quarantine")
 
+    @property
+    def event_log(self) -> str:
+        return self.path("events/pipeline_events")
+
     def gold(self, name: str) -> str:
         return self.path(f"gold/{name}")
 

@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.settings import Settings, settings
-from spark_jobs import gold, lake, mongo_sink, transforms
+from spark_jobs import events, gold, lake, mongo_sink, transforms
 from spark_jobs.monitoring import ProgressListener
 from spark_jobs.session import build_spark
 
@@ -57,18 +61,15 @@ def category_documents(categories: DataFrame) -> DataFrame:
     return categories.select(F.col("id").alias("_id"), "id", "category_name", "_offset", "_kafka_ts", "_v")
 
 
-@contextmanager
-def timed(steps: dict[str, float], name: str) -> Iterator[None]:
-    started = time.monotonic()
-    try:
-        yield
-    finally:
-        steps[name] = time.monotonic() - started
-
-
 def rows_as_dicts(frame: DataFrame) -> list[dict[str, Any]]:
     """A micro-batch's rows for MongoDB; bounded by STREAM_MAX_OFFSETS_PER_TRIGGER (and a gold table's size)."""
     return [row.asDict(recursive=True) for row in frame.collect()]
+
+
+def _rescued(categories: DataFrame, products: DataFrame) -> int:
+    """Valid records that carried unknown fields (kept in `_rescued_data`): schema drift made visible."""
+    kept = F.col("_error").isNull() & F.col("_rescued_data").isNotNull()
+    return categories.where(kept).count() + products.where(kept).count()
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class IngestJob:
         self.db = mongo_sink.connect(config.mongo_uri, config.mongo_db)
         mongo_sink.ensure_indexes(self.db)
         self.last_quarantined = 0
+        self.spark.streams.addListener(ProgressListener(self.db, lambda: self.last_quarantined))
 
     def kafka_source(self) -> DataFrame:
         return (
@@ -100,45 +102,71 @@ class IngestJob:
             .load()
         )
 
+    @contextmanager
+    def _step(self, steps: dict[str, float], name: str) -> Iterator[None]:
+        started = time.monotonic()
+        yield
+        steps[name] = time.monotonic() - started
+        if self.config.stream_crash_after_step == name:
+            log.warning("STREAM_CRASH_AFTER_STEP=%s: killing the job mid-batch, as a crash test asked", name)
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+
     def process_batch(self, kafka_rows: DataFrame, batch_id: int) -> None:
+        """One micro-batch: bronze first (so every later layer can be rebuilt from it), then the rest."""
         steps: dict[str, float] = {}
+        started_at = datetime.now(UTC)
         bronze = transforms.to_bronze(kafka_rows).persist()
-        cached = [bronze]
         try:
-            with timed(steps, "read"):
+            with self._step(steps, "read"):
                 input_rows = bronze.count()
             if input_rows == 0:
                 return
-            with timed(steps, "bronze"):
+            with self._step(steps, "bronze"):
                 lake.append_once(bronze, self.tables.bronze, batch_id)
-            with timed(steps, "quarantine"):
+            outcome = self.apply(bronze, steps)
+            self._log_event(events.BatchEvent("stream", batch_id, started_at, input_rows, outcome, steps), bronze)
+        finally:
+            bronze.unpersist()
+
+    def apply(self, bronze: DataFrame, steps: dict[str, float]) -> events.Outcome:
+        """Bronze rows -> quarantine, silver, MongoDB, the processed-product topic and gold. Idempotent:
+        the streaming job runs it per micro-batch, the backfill over all of bronze."""
+        cached: list[DataFrame] = []
+        try:
+            with self._step(steps, "quarantine"):
                 categories = self._parse(bronze, self.config.kafka_topic_categories, transforms.parse_categories)
                 products = self._parse(bronze, self.config.kafka_topic_products, transforms.parse_products)
-                self.last_quarantined = self._quarantine(categories, products)
+                cached += [categories, products]
+                outcome = events.Outcome(self._quarantine(categories, products), _rescued(categories, products))
+                self.last_quarantined = outcome.quarantined
             new_categories = transforms.valid_categories(categories).persist()
             new_products = transforms.valid_products(products).persist()
-            cached += [categories, products, new_categories, new_products]
-            with timed(steps, "touched"):
+            cached += [new_categories, new_products]
+            with self._step(steps, "touched"):
                 touched = self._touched_products(new_categories, new_products)
             cached.append(touched.asins)
-            with timed(steps, "categories"):
+            with self._step(steps, "categories"):
                 self._upsert_categories(new_categories)
-            with timed(steps, "silver"):
+            with self._step(steps, "silver"):
                 self._upsert_products(new_products)
-            with timed(steps, "mongo"):
-                self._mirror_products(touched)
-            with timed(steps, "gold"):
+            with self._step(steps, "mongo"):
+                current = self._current_rows(touched)
+                if current is not None:
+                    cached.append(current)
+                    self._mirror_products(current, touched)
+            with self._step(steps, "publish"):
+                if current is not None:
+                    self._publish(current)
+            with self._step(steps, "gold"):
                 self._refresh_gold()
-            log.info(
-                "batch %d: wrote %d rows in %.1fs (%s)",
-                batch_id,
-                input_rows,
-                sum(steps.values()),
-                ", ".join(f"{name} {seconds:.1f}s" for name, seconds in steps.items()),
-            )
+            return outcome
         finally:
             for frame in cached:
                 frame.unpersist()
+
+    def _log_event(self, event: events.BatchEvent, bronze: DataFrame) -> None:
+        log.info("%s", event.describe())
+        events.append(self.spark, event, bronze, self.tables.event_log)
 
     @staticmethod
     def _parse(bronze: DataFrame, topic: str, parse: Callable[[DataFrame], DataFrame]) -> DataFrame:
@@ -195,15 +223,30 @@ class IngestJob:
             enriched = transforms.enrich_with_categories(products, self._current_categories())
             lake.upsert_newer(self.spark, enriched, self.tables.silver_products, "asin")
 
-    def _mirror_products(self, touched: Touched) -> None:
+    def _current_rows(self, touched: Touched) -> DataFrame | None:
+        """Silver's current row for every product the batch touched."""
         silver = self._silver(self.tables.silver_products)
-        if silver is None:
-            return
-        rows = silver.join(touched.asins, "asin", how="left_semi")
+        return None if silver is None else silver.join(touched.asins, "asin", how="left_semi").persist()
+
+    def _mirror_products(self, current: DataFrame, touched: Touched) -> None:
         stale = mongo_sink.field_in("category_id", touched.renamed_category_ids) + mongo_sink.field_in(
             "_id", touched.updated_asins
         )
-        mongo_sink.mirror(self.db.products, rows_as_dicts(product_documents(rows)), stale)
+        mongo_sink.mirror(self.db.products, rows_as_dicts(product_documents(current)), stale)
+
+    def _publish(self, current: DataFrame) -> None:
+        """Enriched products to the processed-product topic, keyed by asin: at least once, and each value
+        carries its `_v`, so a consumer keeping the highest `_v` per asin ends with silver's state."""
+        (
+            current.select(
+                F.col("asin").alias("key"), F.to_json(F.struct("asin", *PRODUCT_DOCUMENT_FIELDS)).alias("value")
+            )
+            .write.format("kafka")
+            .option("kafka.bootstrap.servers", self.config.kafka_bootstrap_servers)
+            .option("kafka.acks", "all")
+            .option("topic", self.config.kafka_topic_processed)
+            .save()
+        )
 
     def _refresh_gold(self) -> None:
         products = self._silver(self.tables.silver_products)
@@ -223,7 +266,6 @@ class IngestJob:
         products.unpersist()
 
     def start(self, available_now: bool = False) -> Any:
-        self.spark.streams.addListener(ProgressListener(self.db, lambda: self.last_quarantined))
         writer = (
             self.kafka_source()
             .writeStream.foreachBatch(self.process_batch)
@@ -237,6 +279,28 @@ class IngestJob:
         return writer.start()
 
 
+MAX_RESTARTS = 30
+
+
+def run_supervised(job: IngestJob, available_now: bool) -> None:
+    """Run the query; when it fails (Kafka or MongoDB away), log it and start it again from the checkpoint.
+    The unfinished micro-batch is replayed, which every write tolerates."""
+    restarts = 0
+    while True:
+        query = job.start(available_now=available_now)
+        try:
+            query.awaitTermination()
+            return
+        except StreamingQueryException as error:
+            restarts = 1 if query.lastProgress else restarts + 1
+            if restarts > MAX_RESTARTS:
+                raise
+            delay = min(5 * restarts, 60)
+            reason = str(error).strip().splitlines()[0][:300]
+            log.error("query failed: %s; restarting from the checkpoint in %ds (%d in a row)", reason, delay, restarts)
+            time.sleep(delay)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -245,11 +309,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spark = build_spark("amazon-lakehouse-ingest")
-    query = IngestJob(spark).start(available_now=args.available_now)
     log.info(
         "streaming from %s into %s and %s", settings.kafka_bootstrap_servers, settings.lakehouse_dir, settings.mongo_uri
     )
-    query.awaitTermination()
+    run_supervised(IngestJob(spark), args.available_now)
 
 
 if __name__ == "__main__":
