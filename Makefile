@@ -15,7 +15,7 @@ MVN := mvn -B -q
 CHROMEDRIVER := /usr/bin/chromedriver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: lock setup run up down status test test-unit test-integration lint bench clean distclean
+.PHONY: lock setup run up down status test test-unit test-integration lint bench check backfill clean distclean
 
 setup: $(VENV)/.installed build/jars/kafka/.copied build/jars/spark/.copied build/bin/ferretdb build/spark-defaults.conf \
 	$(CHROMEDRIVER)
@@ -84,8 +84,20 @@ test-unit: setup
 test-integration: setup
 	$(PY) -m pytest tests/integration
 
+# Benchmarks print their figures beside a baseline measured in the same run (not part of make test).
 bench: setup
-	$(PY) -m bench.run_all
+	$(PY) -m bench.ingest
+	$(PY) -m bench.mongo_writes
+	$(PY) -m bench.pipeline_100k --products 100000
+
+# Do Kafka, bronze, silver, MongoDB and gold agree? (run while the job is idle)
+check: setup
+	$(PY) -m spark_jobs.consistency
+
+# Rebuild silver, gold and MongoDB from bronze through the job's own steps.
+backfill: setup
+	$(PY) -m stack stop job
+	$(PY) -m spark_jobs.backfill --from-bronze --reset
 
 clean: down
 	rm -rf var

@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -196,17 +196,23 @@ class DeliveryReports:
 
     def _poll(self) -> None:
         while not self._stopped.is_set():
-            self._producer.poll(0.1)
+            try:
+                self._producer.poll(0.1)
+            except Exception:  # a failing report must not stop the reports of every later request
+                log.exception("delivery report failed")
 
     def submit(self, topic: str, key: bytes, value: bytes) -> Future[None]:
         """Produce one record; the future completes on the broker's acknowledgement."""
         delivered: Future[None] = Future()
 
         def report(error: KafkaError | None, _message: Message) -> None:
-            if error is None:
-                delivered.set_result(None)
-            else:
-                delivered.set_exception(KafkaException(error))
+            try:
+                if error is None:
+                    delivered.set_result(None)
+                else:
+                    delivered.set_exception(KafkaException(error))
+            except InvalidStateError:  # the request gave up waiting (timed out) and was answered 503
+                pass
 
         try:
             self._producer.produce(topic, value=value, key=key, on_delivery=report)

@@ -1,4 +1,4 @@
-"""python -m stack {up,down,status,run}: the embedded local stack (what `make run` and `make down` call)."""
+"""python -m stack {up,down,stop,status,run}: the embedded local stack (what `make run` and `make down` call)."""
 
 from __future__ import annotations
 
@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     up = commands.add_parser("up", help="start services (all by default)")
     up.add_argument("services", nargs="*", default=list(ALL_SERVICES), help=", ".join(ALL_SERVICES))
     commands.add_parser("down", help="stop every process the stack started, by pid")
+    stop = commands.add_parser("stop", help="stop some services, e.g. `stop job` before a backfill")
+    stop.add_argument("services", nargs="+", choices=ALL_SERVICES)
     commands.add_parser("status", help="what runs, with its memory")
     run = commands.add_parser("run", help="start everything, ingest the sample, keep running until Ctrl-C")
     run.add_argument("--exit-after-ingest", action="store_true", help="stop the stack once the sample is in")
@@ -71,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         stack.up(args.services)
     elif args.command == "down":
         stopped = stack.down()
+        print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    elif args.command == "stop":
+        stopped = [name for name in args.services if stack.process(name).stop()]
         print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
     elif args.command == "status":
         _status(stack)

@@ -1,9 +1,9 @@
-"""Ingest under faults and load, on a broker of its own that the test stops and starts.
+"""Ingest and the job under faults and load, on a broker of its own that the tests stop and start.
 
 Kafka down: the API answers 503 with Retry-After, the client retries and finishes once Kafka is back, and
 no retried batch reaches a read_committed reader twice. Stress: 1,000 concurrent single-record POSTs and
 100k records in batches are exactly that many records in Kafka, and end to end one document per asin in
-MongoDB.
+MongoDB. Then Kafka and MongoDB restart under the running job, which recovers with every layer consistent.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from client import api_client
 from client.transformer import Record, read_products
 from dataset.generate import write_dataset
 from lakehouse.settings import PROJECT_ROOT, load_settings
+from spark_jobs.consistency import run_checks
 from stack.kafka import KafkaBroker
 from stack.processes import wait_until
 from stack.services import LocalStack
@@ -56,6 +57,7 @@ def faulty(
         start_job=False,
         kafka_bootstrap_servers=own_broker.settings.kafka_bootstrap_servers,
         kafka_delivery_timeout_seconds=3,
+        stream_max_offsets_per_trigger=250_000,  # fewer, larger batches: the 100k of the stress test in one
     ) as pipeline:
         yield pipeline
 
@@ -163,3 +165,48 @@ def test_end_to_end_mongodb_holds_exactly_one_document_per_asin_sent(faulty: Pip
     assert faulty.db.products.count_documents({}) == len(SENT_ASINS)
     assert {d["_id"] for d in faulty.db.products.find({}, {"_id": 1})} == SENT_ASINS
     assert faulty.db.products.count_documents({"asin": "B0LOST0001"}) == 0
+
+
+def test_kafka_then_mongodb_restart_while_data_flows_and_the_job_recovers_exactly(
+    faulty: Pipeline, own_broker: KafkaBroker, infrastructure: LocalStack, spark, tmp_path: Path
+) -> None:
+    config = faulty.settings
+    job = faulty.stack.process("job")
+    if not job.is_running():
+        faulty.stack.start_job()
+    products, _ = write_dataset(tmp_path, products=500, categories=248, seed=17)  # new prices for known asins
+    no_categories = tmp_path / "no_categories.csv"
+    no_categories.write_text("id,category_name\n")
+    changed = {r.data["asin"]: r.data for r in read_products(products) if isinstance(r, Record)}
+
+    own_broker.stop()
+    errors_before = delivery_errors(config.api_url)
+    outcome: list[api_client.Summary] = []
+    client = threading.Thread(
+        target=lambda: outcome.append(api_client.run(products, no_categories, config.api_url, batch_size=50))
+    )
+    client.start()
+    assert wait_until(lambda: delivery_errors(config.api_url) > errors_before, 120)
+    own_broker.start()
+    client.join(timeout=300)
+    assert outcome and outcome[0].ok and outcome[0].accepted == 500
+
+    infrastructure.mongo.stop()
+    assert wait_until(lambda: "query failed" in job.log_tail(400), 180), "the job did not notice MongoDB was gone"
+    infrastructure.mongo.start()
+
+    def all_changed() -> bool:
+        faulty.fail_if_job_died()
+        stored = {d["_id"]: d["price"] for d in faulty.db.products.find({"_id": {"$in": list(changed)}}, {"price": 1})}
+        return stored == {asin: record["price"] for asin, record in changed.items()}
+
+    assert wait_until(all_changed, 600, interval=2), job.log_tail(80)
+    faulty.wait_until_idle()
+    assert faulty.db.products.count_documents({}) == len(SENT_ASINS)
+    names = {d["_id"]: d["category_name"] for d in faulty.db.categories.find()}
+    for document in faulty.db.products.find({"_id": {"$in": list(changed)[:500]}}):
+        want = changed[document["_id"]]
+        assert {k: document[k] for k in want} == want
+        assert document["category_name"] == names[want["category_id"]]
+    diverged = [check.line() for check in run_checks(spark, config) if not check.ok]
+    assert not diverged, diverged

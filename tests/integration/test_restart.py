@@ -75,7 +75,7 @@ def rebuild(spark: SparkSession, pipeline: Pipeline, folder: Path, name: str, br
         backfill.run(job, bronze, slice_rows=1200, write_bronze=False)
     else:
         bronze = backfill.csv_bronze(spark, config, str(PRODUCTS), str(CATEGORIES))
-        backfill.run(job, bronze, slice_rows=1200, write_bronze=True)
+        backfill.run(job, bronze, slice_rows=5000, write_bronze=True)
     return job.db
 
 
