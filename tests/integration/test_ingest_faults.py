@@ -9,6 +9,7 @@ MongoDB. Then Kafka and MongoDB restart under the running job, which recovers wi
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import os
 import subprocess
@@ -65,6 +66,19 @@ def faulty(
 SENT_ASINS: set[str] = set()
 
 
+def generated(folder: Path, products: int, seed: int, asin_prefix: str) -> tuple[Path, Path]:
+    """Generated files whose asins start with `asin_prefix` instead of the generator's "B0": each test sends
+    its own products, so the stress test's 100k are all new keys rather than updates of earlier tests'."""
+    products_csv, categories_csv = write_dataset(folder, products=products, categories=248, seed=seed)
+    with products_csv.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    for row in rows[1:]:
+        row[0] = asin_prefix + row[0][2:]
+    with products_csv.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+    return products_csv, categories_csv
+
+
 def product_asins(path: Path) -> set[str]:
     return {row.data["asin"] for row in read_products(path) if isinstance(row, Record)}
 
@@ -79,7 +93,7 @@ def test_kafka_down_means_503_then_the_client_retries_and_nothing_is_committed_t
     faulty: Pipeline, own_broker: KafkaBroker, tmp_path: Path
 ) -> None:
     config = faulty.settings
-    products, categories = write_dataset(tmp_path, products=3000, categories=248, seed=11)
+    products, categories = generated(tmp_path, products=3000, seed=11, asin_prefix="B7")
     own_broker.stop()
 
     lost = {**GOOD, "asin": "B0LOST0001"}
@@ -107,7 +121,7 @@ def test_kafka_down_means_503_then_the_client_retries_and_nothing_is_committed_t
 
 def test_a_killed_client_resumes_without_counting_or_producing_anything_twice(faulty: Pipeline, tmp_path: Path) -> None:
     config = faulty.settings
-    products, categories = write_dataset(tmp_path, products=50_000, categories=248, seed=13)
+    products, categories = generated(tmp_path, products=50_000, seed=13, asin_prefix="B8")
     before = committed_keys(config.kafka_bootstrap_servers, config.kafka_topic_products)
     command = [sys.executable, "client/api_client.py", "--products", str(products), "--categories", str(categories)]
     command += ["--api-url", config.api_url, "--batch-size", "200", "--no-progress"]
