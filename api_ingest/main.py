@@ -206,15 +206,25 @@ async def _post_batch(
     return await _produce(request, response, topic, keyed, idempotency_key, _fingerprint(body))
 
 
+async def _post_one(
+    request: Request,
+    response: Response,
+    record: BaseModel,
+    topic: str,
+    key: Callable[[Any], str],
+    idempotency_key: str | None,
+) -> Accepted:
+    keyed = _keyed([record], key)
+    return await _produce(request, response, topic, keyed, idempotency_key, _fingerprint(keyed[0][1]))
+
+
 @app.post("/products", status_code=201, response_model=Accepted, dependencies=AUTH, tags=["products"])
 @app.post("/AmazonProduct", status_code=201, response_model=Accepted, dependencies=AUTH, tags=["aliases"])
 async def post_product(
     product: Product, request: Request, response: Response, idempotency_key: IdempotencyKey = None
 ) -> Accepted:
     """One product; the original project's `POST /AmazonProduct` is an alias."""
-    keyed = _keyed([product], product_key)
-    topic = settings.kafka_topic_products
-    return await _produce(request, response, topic, keyed, idempotency_key, _fingerprint(keyed[0][1]))
+    return await _post_one(request, response, product, settings.kafka_topic_products, product_key, idempotency_key)
 
 
 @app.post(
@@ -236,9 +246,7 @@ async def post_category(
     category: Category, request: Request, response: Response, idempotency_key: IdempotencyKey = None
 ) -> Accepted:
     """One category; the original project's `POST /Category` is an alias."""
-    keyed = _keyed([category], category_key)
-    topic = settings.kafka_topic_categories
-    return await _produce(request, response, topic, keyed, idempotency_key, _fingerprint(keyed[0][1]))
+    return await _post_one(request, response, category, settings.kafka_topic_categories, category_key, idempotency_key)
 
 
 @app.post(

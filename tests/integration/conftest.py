@@ -39,7 +39,6 @@ class Pipeline:
     """One isolated run of the product: its own topics, database, lakehouse, API and streaming job."""
 
     stack: LocalStack
-    peak_memory: int = 0
 
     @property
     def settings(self) -> Settings:
@@ -110,25 +109,22 @@ def pipeline(infrastructure: LocalStack, tmp_path: Path) -> Iterator[Pipeline]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def loaded_pipeline(infrastructure: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    """A pipeline that has processed the committed generated sample (shared by read-only tests), with the
-    peak memory of the whole local stack while it did."""
+    """A pipeline that has processed the committed generated sample (shared by a module's read-only tests)."""
     from client import api_client
     from tests.conftest import SAMPLE_DATASET
 
     with running_pipeline(infrastructure, tmp_path_factory.mktemp("loaded")) as running:
-        with MemorySampler(infrastructure, running.stack) as memory:
-            summary = api_client.run(
-                SAMPLE_DATASET / "amazon_products.csv",
-                SAMPLE_DATASET / "amazon_categories.csv",
-                running.settings.api_url,
-                show_progress=False,
-            )
-            assert summary.ok, summary.rejected[:5]
-            running.wait_for_products(2000)
-            running.wait_until_idle()
-        running.peak_memory = memory.peak
+        summary = api_client.run(
+            SAMPLE_DATASET / "amazon_products.csv",
+            SAMPLE_DATASET / "amazon_categories.csv",
+            running.settings.api_url,
+            show_progress=False,
+        )
+        assert summary.ok, summary.rejected[:5]
+        running.wait_for_products(2000)
+        running.wait_until_idle()
         yield running
 
 

@@ -188,10 +188,10 @@ def test_kafka_then_mongodb_restart_while_data_flows_and_the_job_recovers_exactl
     job = faulty.stack.process("job")
     if not job.is_running():
         faulty.stack.start_job()
-    products, _ = write_dataset(tmp_path, products=500, categories=248, seed=17)  # new prices for known asins
+    products, _ = generated(tmp_path, products=500, seed=17, asin_prefix="B6")
     no_categories = tmp_path / "no_categories.csv"
     no_categories.write_text("id,category_name\n")
-    changed = {r.data["asin"]: r.data for r in read_products(products) if isinstance(r, Record)}
+    arriving = {r.data["asin"]: r.data for r in read_products(products) if isinstance(r, Record)}
 
     own_broker.stop()
     errors_before = delivery_errors(config.api_url)
@@ -209,17 +209,15 @@ def test_kafka_then_mongodb_restart_while_data_flows_and_the_job_recovers_exactl
     assert wait_until(lambda: "query failed" in job.log_tail(400), 180), "the job did not notice MongoDB was gone"
     infrastructure.mongo.start()
 
-    def all_changed() -> bool:
-        faulty.fail_if_job_died()
-        stored = {d["_id"]: d["price"] for d in faulty.db.products.find({"_id": {"$in": list(changed)}}, {"price": 1})}
-        return stored == {asin: record["price"] for asin, record in changed.items()}
-
-    assert wait_until(all_changed, 600, interval=2), job.log_tail(80)
+    SENT_ASINS.update(arriving)
+    assert wait_until(lambda: faulty.db.products.count_documents({}) >= len(SENT_ASINS), 600, interval=2), job.log_tail(
+        80
+    )
     faulty.wait_until_idle()
     assert faulty.db.products.count_documents({}) == len(SENT_ASINS)
     names = {d["_id"]: d["category_name"] for d in faulty.db.categories.find()}
-    for document in faulty.db.products.find({"_id": {"$in": list(changed)[:500]}}):
-        want = changed[document["_id"]]
+    for document in faulty.db.products.find({"_id": {"$in": list(arriving)}}):
+        want = arriving[document["_id"]]
         assert {k: document[k] for k in want} == want
         assert document["category_name"] == names[want["category_id"]]
     diverged = [check.line() for check in run_checks(spark, config) if not check.ok]

@@ -10,7 +10,7 @@ import pytest
 from client import api_client
 from client.transformer import Record, read_categories, read_products
 from tests.conftest import SAMPLE_DATASET
-from tests.integration.conftest import Pipeline
+from tests.integration.conftest import MemorySampler, Pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -52,11 +52,11 @@ def ingest_and_check(pipeline: Pipeline, products_csv: Path, categories_csv: Pat
     assert_mongo_matches(pipeline, products_csv, categories_csv)
 
 
-def test_generated_sample_arrives_exactly_once_with_every_field(loaded_pipeline: Pipeline) -> None:
-    products, categories = SAMPLE_DATASET / "amazon_products.csv", SAMPLE_DATASET / "amazon_categories.csv"
-    assert_mongo_matches(loaded_pipeline, products, categories)
-    print(f"peak memory of the local stack: {loaded_pipeline.peak_memory / 2**30:.2f} GiB")
-    assert 0 < loaded_pipeline.peak_memory < MEMORY_BUDGET_BYTES
+def test_generated_sample_arrives_exactly_once_with_every_field(pipeline: Pipeline, infrastructure) -> None:
+    with MemorySampler(infrastructure, pipeline.stack) as memory:
+        ingest_and_check(pipeline, SAMPLE_DATASET / "amazon_products.csv", SAMPLE_DATASET / "amazon_categories.csv")
+    print(f"peak memory of the local stack: {memory.peak / 2**30:.2f} GiB")
+    assert memory.peak < MEMORY_BUDGET_BYTES
 
 
 def test_real_kaggle_sample_arrives_exactly_once(pipeline: Pipeline, shared_dataset: Path) -> None:
