@@ -21,14 +21,14 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, InvalidStateError
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from lakehouse.committed import read_committed, topic_ends
 from lakehouse.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,40 +104,17 @@ class IdempotencyLog:
             self._loaded = False
 
     def _load(self) -> None:
-        topic = self.settings.kafka_topic_idempotency
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.settings.kafka_bootstrap_servers,
-                "group.id": f"{self.settings.transactional_id_prefix}-idempotency",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-            }
-        )
+        topic, bootstrap = self.settings.kafka_topic_idempotency, self.settings.kafka_bootstrap_servers
+        timeout_s = self.settings.kafka_delivery_timeout_seconds
+        group = f"{self.settings.transactional_id_prefix}-idempotency"
         try:
-            self._receipts = dict(_read_topic(consumer, topic, self.settings.kafka_delivery_timeout_seconds))
-            self._loaded = True
-            log.info("loaded %d idempotency keys from %s", len(self._receipts), topic)
-        except KafkaException as error:
+            ends = topic_ends(bootstrap, topic, timeout_s, group)
+            messages = read_committed(bootstrap, ends, timeout_s, group)
+            self._receipts = {m.key().decode(): Receipt.decode(m.value()) for m in messages}
+        except (KafkaException, TimeoutError) as error:
             raise DeliveryError(f"cannot read the idempotency keys from {topic}: {error}") from error
-        finally:
-            consumer.close()
-
-
-def _read_topic(consumer: Consumer, topic: str, timeout_s: float) -> Iterator[tuple[str, Receipt]]:
-    deadline = time.monotonic() + timeout_s
-    partitions = consumer.list_topics(topic, timeout=timeout_s).topics[topic].partitions
-    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1] for p in partitions}
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-    pending = {p for p, end in ends.items() if end > 0}
-    while pending:
-        if time.monotonic() > deadline:
-            raise KafkaException(f"reading {topic} took over {timeout_s:.0f}s")
-        for message in consumer.consume(1000, timeout=0.5):
-            if message.error():
-                raise KafkaException(message.error())
-            yield message.key().decode(), Receipt.decode(message.value())
-        positions = consumer.position([TopicPartition(topic, p) for p in pending])
-        pending = {tp.partition for tp in positions if tp.offset < ends[tp.partition]}
+        self._loaded = True
+        log.info("loaded %d idempotency keys from %s", len(self._receipts), topic)
 
 
 class TransactionalProducer:
@@ -305,17 +282,10 @@ class RecordProducer:
         finally:
             self._pool.put(producer)
 
-    @contextmanager
-    def _all_producers(self) -> Iterator[list[TransactionalProducer]]:
-        producers = [self._pool.get() for _ in range(self.settings.api_producer_pool)]
-        try:
-            yield producers
-        finally:
-            for producer in producers:
-                self._pool.put(producer)
-
     def close(self) -> None:
+        """Takes each producer from the pool in turn (waiting for a request using it) and flushes it."""
         self._single.close(self.timeout_s)
-        with self._all_producers() as producers:
-            for producer in producers:
-                producer.close(self.timeout_s)
+        for _ in range(self.settings.api_producer_pool):
+            producer = self._pool.get()
+            producer.close(self.timeout_s)
+            self._pool.put(producer)

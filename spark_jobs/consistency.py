@@ -18,15 +18,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse.committed import read_committed
 from lakehouse.settings import Settings, settings
 from spark_jobs import lake, mongo_sink, transforms
 from spark_jobs.progress import committed_offsets
 
 SAMPLE = 5
+READ_TIMEOUT_S = 600
 
 
 @dataclass(frozen=True)
@@ -55,30 +56,9 @@ def compare_sets(name: str, left: Iterable[Any], right: Iterable[Any]) -> Check:
 
 def committed_kafka_records(config: Settings, below: dict[str, dict[str, int]]) -> set[tuple[str, int, int]]:
     """(topic, partition, offset) of every committed record below the job's offsets."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": config.kafka_bootstrap_servers,
-            "group.id": "consistency-check",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-        }
-    )
-    wanted = {(t, int(p)): end for t, parts in below.items() for p, end in parts.items() if end > 0}
-    consumer.assign([TopicPartition(t, p, 0) for (t, p) in wanted])
-    found: set[tuple[str, int, int]] = set()
-    try:
-        while wanted:
-            positions = consumer.position([TopicPartition(t, p) for (t, p) in wanted])
-            done = {(tp.topic, tp.partition) for tp in positions if tp.offset >= wanted[(tp.topic, tp.partition)]}
-            for key in done:
-                del wanted[key]
-            for message in consumer.consume(10_000, timeout=1.0) if wanted else []:
-                if message.error() is None and message.offset() < wanted.get((message.topic(), message.partition()), 0):
-                    found.add((message.topic(), message.partition(), message.offset()))
-    finally:
-        consumer.close()
-    return found
+    ends = {(topic, int(p)): end for topic, parts in below.items() for p, end in parts.items()}
+    messages = read_committed(config.kafka_bootstrap_servers, ends, READ_TIMEOUT_S, "consistency-check")
+    return {(m.topic(), m.partition(), m.offset()) for m in messages}
 
 
 def kafka_vs_bronze(config: Settings, bronze: DataFrame) -> Check:

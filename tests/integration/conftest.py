@@ -4,7 +4,6 @@ and per test its own topics, database, lakehouse folder, API process and streami
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -13,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from lakehouse.committed import read_committed, topic_ends
 from lakehouse.settings import Settings, load_settings
 from spark_jobs.progress import lag_per_topic
 from stack.processes import wait_until
@@ -130,27 +129,8 @@ def loaded_pipeline(infrastructure: LocalStack, tmp_path_factory: pytest.TempPat
 
 def committed_keys(bootstrap_servers: str, topic: str) -> Counter[bytes]:
     """How many times each key is in `topic`, as a read_committed reader (the streaming job) sees it."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": "tests",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-    keys: Counter[bytes] = Counter()
-    unread = [TopicPartition(topic, p) for p, end in ends.items() if end > 0]
-    deadline = time.monotonic() + 120
-    while any(tp.offset < ends[tp.partition] for tp in consumer.position(unread)):
-        assert time.monotonic() < deadline, f"could not read {topic} to its end offsets {ends}"
-        for message in consumer.consume(10_000, timeout=1.0):
-            if message.error() is None:
-                keys[message.key()] += 1
-    consumer.close()
-    return keys
+    ends = topic_ends(bootstrap_servers, topic, 10, "tests")
+    return Counter(message.key() for message in read_committed(bootstrap_servers, ends, 120, "tests"))
 
 
 class MemorySampler:
