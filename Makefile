@@ -6,6 +6,17 @@ SHELL := /bin/bash
 PYTHON ?= python3
 UV_VERSION := 0.13.9
 FERRETDB_VERSION := v1.24.2
+# The embedded MongoDB-wire server (stack/mongo.py; chosen by bench/mongo_servers.py, see README.md).
+MONGO_SERVER ?= secantus
+SECANTUS_VERSION := 0.5.3-beta.196
+NX27017_VERSION := 0.8.1
+SECANTUSDB_VERSION := 0.7.0b3
+MONGO_SERVERS := build/mongo-servers
+MONGO_SERVER_BIN_secantus := $(MONGO_SERVERS)/secantus/bin/secantusd-rs
+MONGO_SERVER_BIN_nx-27017 := $(MONGO_SERVERS)/nx-27017/bin/nx-27017
+MONGO_SERVER_BIN_secantusdb := $(MONGO_SERVERS)/secantusdb/bin/secantusd-py
+MONGO_SERVER_BIN_ferretdb := build/bin/ferretdb
+MONGO_CANDIDATES := $(foreach s,secantus nx-27017 secantusdb ferretdb,$(MONGO_SERVER_BIN_$(s)))
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -15,10 +26,11 @@ MVN := mvn -B -q
 CHROMEDRIVER := /usr/bin/chromedriver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: lock setup run up down status test test-unit test-integration lint bench check backfill clean distclean
+.PHONY: lock setup run up down status test test-unit test-integration lint bench bench-mongo-servers check backfill clean \
+	distclean
 
-setup: $(VENV)/.installed build/jars/kafka/.copied build/jars/spark/.copied build/bin/ferretdb build/spark-defaults.conf \
-	$(CHROMEDRIVER)
+setup: $(VENV)/.installed build/jars/kafka/.copied build/jars/spark/.copied $(MONGO_SERVER_BIN_$(MONGO_SERVER)) \
+	build/spark-defaults.conf $(CHROMEDRIVER)
 
 $(UV):
 	$(PYTHON) -m venv build/tools
@@ -51,6 +63,21 @@ build/bin/ferretdb:
 	echo $(FERRETDB_VERSION) > build/ferretdb-src/build/version/version.txt
 	cd build/ferretdb-src && go build -o ../bin/ferretdb ./cmd/ferretdb
 	rm -rf build/ferretdb-src
+
+# SecantusDB's Rust server from crates.io. It builds WiredTiger from its bundled C source (cmake, cc): about
+# 20 minutes on 2 cores the first time; the build folder is kept in ~/.cache so a second set-up copies it.
+# The crate declares rust-version 1.98; it builds with the machine's toolchain once that check is skipped.
+$(MONGO_SERVER_BIN_secantus):
+	cargo install -q secantus-mdb --version =$(SECANTUS_VERSION) --locked --ignore-rust-version \
+		--root $(MONGO_SERVERS)/secantus --target-dir $(HOME)/.cache/amazon-lakehouse/cargo-target
+
+# The Python servers, each in a venv of its own (their pins differ from the project's).
+$(MONGO_SERVERS)/%/.installed: | $(UV)
+	$(UV) venv -q --allow-existing --python $(PYTHON) $(MONGO_SERVERS)/$*
+	VIRTUAL_ENV=$(MONGO_SERVERS)/$* $(UV) pip install -q $*==$(if $(filter nx-27017,$*),$(NX27017_VERSION),$(SECANTUSDB_VERSION))
+	touch $@
+$(MONGO_SERVER_BIN_nx-27017): $(MONGO_SERVERS)/nx-27017/.installed
+$(MONGO_SERVER_BIN_secantusdb): $(MONGO_SERVERS)/secantusdb/.installed
 
 $(CHROMEDRIVER):
 	$(SUDO) apt-get update -q
@@ -85,10 +112,14 @@ test-integration: setup
 	$(PY) -m pytest tests/integration
 
 # Benchmarks print their figures beside a baseline measured in the same run (not part of make test).
-bench: setup
+bench: setup $(MONGO_CANDIDATES)
 	$(PY) -m bench.ingest
-	$(PY) -m bench.mongo_writes
+	$(PY) -m bench.mongo_servers --sizes 100000
 	$(PY) -m bench.pipeline_100k --products 100000
+
+# Every MongoDB-wire server candidate, installed and measured side by side (long: see bench/mongo_servers.py).
+bench-mongo-servers: setup $(MONGO_CANDIDATES)
+	$(PY) -m bench.mongo_servers --sizes 100000 1400000
 
 # Do Kafka, bronze, silver, MongoDB and gold agree? (run while the job is idle)
 check: setup

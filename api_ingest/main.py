@@ -21,12 +21,12 @@ import orjson
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from pymongo import MongoClient
 from starlette.concurrency import run_in_threadpool
 
 from api_ingest import metrics
 from api_ingest.producer import DeliveryError, IdempotencyConflict, KeyedValue, RecordProducer
 from api_ingest.reads import router as read_router
+from lakehouse.mongo import mongo_client
 from lakehouse.net import any_bootstrap_reachable
 from lakehouse.schemas import Category, Product
 from lakehouse.settings import settings
@@ -47,7 +47,7 @@ class Accepted(BaseModel):
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.producer = RecordProducer(settings)
-    mongo: MongoClient = MongoClient(settings.mongo_uri, serverSelectionTimeoutMS=3000)
+    mongo = mongo_client(settings.mongo_uri, server_selection_timeout_ms=3000, app_name="amazon-lakehouse-api")
     app.state.db = mongo[settings.mongo_db]
     log.info("producing to %s, reading from %s", settings.kafka_bootstrap_servers, settings.mongo_uri)
     try:

@@ -17,10 +17,9 @@ import sys
 import time
 import uuid
 
-from pymongo import MongoClient
-
 from client import api_client
 from dataset.generate import write_dataset
+from lakehouse.mongo import mongo_client, serving_db
 from lakehouse.settings import PROJECT_ROOT, Settings, load_settings, settings_env
 from spark_jobs.progress import lag_per_topic
 from stack.processes import wait_until
@@ -58,7 +57,7 @@ def load(products: int, seed: int) -> tuple[Settings, float, float]:
         f"= {summary.sent / client_seconds:,.0f} records/s"
     )
 
-    db = MongoClient(config.mongo_uri)[config.mongo_db]
+    db = serving_db(config)
     started = time.monotonic()
     stack.start_job()
     assert wait_until(lambda: db.pipeline_status.find_one() is not None, 600), stack.process("job").log_tail()
@@ -113,7 +112,7 @@ def main() -> None:
         f"(ratio {big_render / small_render:.2f})"
     )
     for config in (big, small):
-        MongoClient(config.mongo_uri).drop_database(config.mongo_db)
+        mongo_client(config.mongo_uri).drop_database(config.mongo_db)
 
 
 if __name__ == "__main__":

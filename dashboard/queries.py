@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-from pymongo import MongoClient
+from pymongo import ASCENDING
 from pymongo.database import Database
 
 from lakehouse import serving
+from lakehouse.mongo import mongo_client
 from lakehouse.settings import settings
 
 BROWSABLE = (
@@ -36,7 +37,7 @@ NOT_YET_ARRIVED = "(category not yet arrived)"
 
 
 def connect(uri: str = settings.mongo_uri, database: str = settings.mongo_db) -> Database:
-    return MongoClient(uri, serverSelectionTimeoutMS=2000)[database]
+    return mongo_client(uri, server_selection_timeout_ms=2000, app_name="amazon-lakehouse-dashboard")[database]
 
 
 def headline(db: Database) -> dict[str, Any]:
@@ -94,6 +95,5 @@ def browse(
     query: dict[str, Any] = {}
     if field and value:
         query = {field: int(value)} if value.lstrip("-").isdigit() else {field: value}
-    # Natural (stored) order, no sort: FerretDB pushes the limit down only without one, and a sort makes it
-    # load the whole collection (10 s of a 14 s page render with 100k products, measured by the bench).
-    return list(db[collection].find(query).skip(page * page_size).limit(page_size))
+    # In _id order, so a page walks the _id index instead of scanning the collection.
+    return list(db[collection].find(query).sort("_id", ASCENDING).skip(page * page_size).limit(page_size))

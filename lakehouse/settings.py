@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,10 @@ class Settings(BaseSettings):
 
     mongo_uri: str = "mongodb://127.0.0.1:27017/"
     mongo_db: str = "amazon"
+    # The MongoDB-wire server the local stack starts when nothing answers at MONGO_URI (stack/mongo.py).
+    mongo_server: Literal["secantus", "nx-27017", "secantusdb", "ferretdb"] = "secantus"
+    # Documents per bulk_write of the job's sink; 0 means the default for MONGO_SERVER (see mongo_bulk_size).
+    mongo_bulk_documents: int = Field(0, ge=0)
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -73,6 +78,14 @@ class Settings(BaseSettings):
     @cached_property
     def checkpoint_dir(self) -> Path:
         return self.checkpoint_path or self.runtime_dir / "checkpoints"
+
+    @property
+    def mongo_bulk_size(self) -> int:
+        """1,000 documents per bulk_write; FerretDB 1.24 deadlocks on a bulk upsert that matches more than 99
+        stored documents (one cursor and pool connection held per matched statement), so 50 there."""
+        if self.mongo_bulk_documents:
+            return self.mongo_bulk_documents
+        return 50 if self.mongo_server == "ferretdb" else 1_000
 
     @property
     def kafka_topics(self) -> tuple[str, str]:

@@ -35,7 +35,6 @@ from spark_jobs.streaming_job import IngestJob
 log = logging.getLogger("spark_jobs.backfill")
 
 CSV_PARTITION = -1
-DERIVED_COLLECTIONS = ("products", "categories", "quarantine")
 DERIVED_TABLES = ("silver", "gold", "events")
 
 
@@ -100,9 +99,7 @@ def csv_bronze(spark: SparkSession, config: Settings, products: str, categories:
 def reset_derived(job: IngestJob) -> None:
     for folder in DERIVED_TABLES:
         shutil.rmtree(Path(job.tables.root) / folder, ignore_errors=True)
-    for name in job.db.list_collection_names():
-        if name in DERIVED_COLLECTIONS or name.startswith("gold_"):
-            job.db.drop_collection(name)
+    job.sink.drop_derived()
 
 
 def run(job: IngestJob, bronze: DataFrame, slice_rows: int, write_bronze: bool) -> int:

@@ -22,8 +22,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.committed import read_committed
+from lakehouse.mongo import serving_db
 from lakehouse.settings import Settings, settings
-from spark_jobs import lake, mongo_sink, transforms
+from spark_jobs import lake, transforms
 from spark_jobs.progress import committed_offsets
 
 SAMPLE = 5
@@ -79,7 +80,7 @@ def keys(frame: DataFrame, column: str) -> list[Any]:
 
 def run_checks(spark: SparkSession, config: Settings = settings) -> list[Check]:
     tables = lake.LakeTables(config.lakehouse_dir)
-    db = mongo_sink.connect(config.mongo_uri, config.mongo_db)
+    db = serving_db(config)
     bronze = spark.read.format("delta").load(tables.bronze)
     products = transforms.parse_products(bronze.where(F.col("_topic") == config.kafka_topic_products))
     categories = transforms.parse_categories(bronze.where(F.col("_topic") == config.kafka_topic_categories))

@@ -1,33 +1,64 @@
-"""Writes to the MongoDB serving collections as a mirror of the Delta silver tables.
+"""The MongoDB serving collections' writer: version-guarded bulk upserts by `_id`.
 
-Delta decides what is newest: silver MERGEs keep the higher Kafka offset per key. MongoDB then receives,
-for every key a micro-batch touched, silver's current row. Replaying a batch writes the same rows again,
-and an older record can never reach MongoDB because it never won in silver.
+The write model is the one the MongoDB Kafka sink connector and quix-streams' MongoDB sink use: a bulk of
+`ReplaceOne(filter, document, upsert=True)`, unordered, keyed by `_id`. The filter carries the version
+guard `{_id: key, _v: {$lte: version}}`:
 
-Why delete + insert and not update-upserts: FerretDB 1.x on SQLite (the local MongoDB-wire server) pushes
-`{_id: ...}` filters down but SQLite still scans the whole table for them (`explain` shows
-`SCAN`), so each keyed update or lookup costs a full scan, about 0.2 s per 100k documents, and bulk
-update-upserts stall it for minutes. insert_many is fast (about 30k documents/s). The job knows from silver
-which keys were already there, so new keys are only inserted, updated ones are deleted by `_id`, and the
-products of a renamed category by `category_id`. Real MongoDB runs the same code path.
-Between the delete and the insert a reader can miss those documents for a moment; a crash there is
-healed by the replay of the unfinished micro-batch.
+- the stored document is older or the same version: it is replaced (a replayed micro-batch rewrites the
+  same document, so replays change nothing);
+- no document has that key: the upsert inserts it;
+- the stored document is newer: the filter matches nothing, the upsert tries to insert a second document
+  with that `_id` and the server refuses it with a duplicate-key error (11000). That is a stale write: it
+  is counted, not raised, and the newer document stays.
+
+The job hands this class documents (`_id` already set) and names, never MongoDB filters. Every other write
+error is raised, so the micro-batch fails and is replayed from its checkpoint.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from pymongo import ASCENDING, MongoClient
+from pymongo import ASCENDING, ReplaceOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
-INSERT_CHUNK = 5_000
-DELETE_CHUNK = 20_000
+from lakehouse.mongo import serving_db
+from lakehouse.settings import Settings
+
+log = logging.getLogger(__name__)
+
 DUPLICATE_KEY = 11000
+# Documents per bulk_write (Settings.mongo_bulk_size): large enough to amortise the round trip, small enough
+# to stay far below the 48 MB message limit with 4 KB titles (1,000 x ~10 KB).
+BULK_CHUNK = 1_000
+
+# What the read API's and the dashboard's queries filter and sort by (checked with explain in the tests):
+# products of a category a page at a time in asin order, and the newest quarantined records.
+INDEXES: dict[str, list[tuple[str, ...]]] = {
+    "products": [("category_id", "_id")],
+    "quarantine": [("_kafka_ts",), ("reason",)],
+}
+
+
+DERIVED_COLLECTIONS = ("products", "categories", "quarantine")
+
+
+@dataclass
+class WriteStats:
+    """What one call wrote: documents inserted or replaced, and stale ones refused by the version guard."""
+
+    written: int = 0
+    stale: int = 0
+
+    def add(self, other: WriteStats) -> None:
+        self.written += other.written
+        self.stale += other.stale
 
 
 def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -36,43 +67,87 @@ def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def insert_replacing(collection: Collection, documents: Sequence[dict[str, Any]]) -> None:
-    """insert_many; a document whose _id is already stored replaces the stored one."""
+def guarded_replace(document: dict[str, Any]) -> ReplaceOne:
+    """Replace the stored document unless it carries a newer `_v`; insert when there is none."""
+    return ReplaceOne({"_id": document["_id"], "_v": {"$lte": document["_v"]}}, document, upsert=True)
+
+
+def replace_by_id(document: dict[str, Any]) -> ReplaceOne:
+    """For documents that carry no version: what the batch computed replaces what is stored."""
+    return ReplaceOne({"_id": document["_id"]}, document, upsert=True)
+
+
+def _bulk(collection: Collection, operations: Sequence[Any]) -> WriteStats:
     try:
-        collection.insert_many(documents, ordered=False)
+        result = collection.bulk_write(list(operations), ordered=False)
+        return WriteStats(written=result.upserted_count + result.matched_count)
     except BulkWriteError as error:
         errors = error.details["writeErrors"]
-        if any(e["code"] != DUPLICATE_KEY for e in errors):
+        unexpected = [e for e in errors if e["code"] != DUPLICATE_KEY]
+        if unexpected:
             raise
-        clashing = [documents[e["index"]] for e in errors]
-        collection.delete_many({"_id": {"$in": [d["_id"] for d in clashing]}})
-        collection.insert_many(clashing, ordered=False)
+        details = error.details
+        return WriteStats(written=details["nUpserted"] + details["nMatched"], stale=len(errors))
 
 
-def field_in(field: str, values: Sequence[Any]) -> list[dict[str, Any]]:
-    """`{field: {$in: [...]}}` filters. FerretDB checks each document against the whole list, so the cost
-    is documents x values: give renamed categories by category_id (a few values), not by their asins."""
-    return [{field: {"$in": chunk}} for chunk in chunks(values, DELETE_CHUNK)]
+class MongoSink:
+    """Owns the serving database's client and the whole write strategy of the streaming job and backfill."""
 
+    def __init__(self, db: Database, chunk_size: int = BULK_CHUNK) -> None:
+        self.db = db
+        self.chunk_size = chunk_size
 
-def mirror(collection: Collection, documents: Iterable[dict[str, Any]], stale: Iterable[dict[str, Any]]) -> None:
-    """Delete what the `stale` filters match, then insert `documents` (replacing any left with their _id)."""
-    for condition in stale:
-        collection.delete_many(condition)
-    for chunk in chunks(documents, INSERT_CHUNK):
-        insert_replacing(collection, chunk)
+    @classmethod
+    def connect(cls, config: Settings) -> MongoSink:
+        """The sink for MONGO_URI / MONGO_DB."""
+        return cls(serving_db(config, app_name="amazon-lakehouse-job"), config.mongo_bulk_size)
 
+    def setup(self) -> None:
+        """Ping the server (fail fast with the URI's error) and create the indexes the readers need.
+        Creating them on an empty collection is cheap; on one already indexed it is a no-op."""
+        self.db.command("ping")
+        for collection, keys in INDEXES.items():
+            for fields in keys:
+                self.db[collection].create_index([(field, ASCENDING) for field in fields])
 
-def replace_all(collection: Collection, documents: list[dict[str, Any]]) -> None:
-    """For the small derived collections (gold): the new contents replace the old ones."""
-    collection.delete_many({"_id": {"$nin": [d["_id"] for d in documents]}})
-    mirror(collection, documents, field_in("_id", [d["_id"] for d in documents]))
+    def _write(
+        self, collection: Collection, documents: Iterable[dict[str, Any]], operation: Callable[..., ReplaceOne]
+    ) -> WriteStats:
+        stats = WriteStats()
+        for chunk in chunks(documents, self.chunk_size):
+            stats.add(_bulk(collection, [operation(d) for d in chunk]))
+        return stats
 
+    def _upsert_versioned(self, collection: Collection, documents: Iterable[dict[str, Any]]) -> WriteStats:
+        stats = self._write(collection, documents, guarded_replace)
+        if stats.stale:
+            log.info("%s: %d stale write(s) refused by the version guard", collection.name, stats.stale)
+        return stats
 
-def ensure_indexes(db: Database) -> None:
-    db.products.create_index([("category_id", ASCENDING)])
-    db.quarantine.create_index([("reason", ASCENDING)])
+    def upsert_products(self, documents: Iterable[dict[str, Any]]) -> WriteStats:
+        return self._upsert_versioned(self.db.products, documents)
 
+    def upsert_categories(self, documents: Iterable[dict[str, Any]]) -> WriteStats:
+        return self._upsert_versioned(self.db.categories, documents)
 
-def connect(uri: str, database: str) -> Database:
-    return MongoClient(uri, serverSelectionTimeoutMS=10_000, socketTimeoutMS=600_000)[database]
+    def insert_quarantined(self, documents: Iterable[dict[str, Any]]) -> WriteStats:
+        """A quarantined record never changes (its `_id` is its Kafka coordinates): a replay rewrites it."""
+        return self._write(self.db.quarantine, documents, replace_by_id)
+
+    def replace_gold(self, name: str, documents: list[dict[str, Any]]) -> None:
+        """A small derived collection (`gold_<name>`) whose new contents replace the old ones."""
+        collection = self.db[f"gold_{name}"]
+        self._write(collection, documents, replace_by_id)
+        collection.delete_many({"_id": {"$nin": [d["_id"] for d in documents]}})
+
+    def drop_derived(self) -> None:
+        """Before a rebuild from bronze: drop every collection the lakehouse derives, then re-create the
+        indexes (on empty collections, where building them costs nothing)."""
+        for name in self.db.list_collection_names():
+            if name in DERIVED_COLLECTIONS or name.startswith("gold_"):
+                self.db.drop_collection(name)
+        self.setup()
+
+    def write_status(self, document: dict[str, Any]) -> None:
+        """The job's one `pipeline_status` document (its `_id` names the job)."""
+        self.db.pipeline_status.replace_one({"_id": document["_id"]}, document, upsert=True)

@@ -8,8 +8,9 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo.database import Database
 from pyspark.sql.streaming import StreamingQueryListener
+
+from spark_jobs.mongo_sink import MongoSink
 
 log = logging.getLogger("spark_jobs.progress")
 
@@ -52,8 +53,8 @@ def status_document(progress: Any, quarantined: int) -> dict[str, Any]:
 class ProgressListener(StreamingQueryListener):
     """`quarantined` tells how many records the batch just finished sent to quarantine."""
 
-    def __init__(self, db: Database, quarantined: Callable[[], int]) -> None:
-        self.db = db
+    def __init__(self, sink: MongoSink, quarantined: Callable[[], int]) -> None:
+        self.sink = sink
         self.quarantined = quarantined
 
     def onQueryStarted(self, event: Any) -> None:
@@ -70,8 +71,7 @@ class ProgressListener(StreamingQueryListener):
             status["quarantined"],
             status["lag"],
         )
-        self.db.pipeline_status.delete_many({"_id": STATUS_ID})
-        self.db.pipeline_status.insert_one(status)
+        self.sink.write_status(status)
 
     def onQueryIdle(self, event: Any) -> None:
         pass

@@ -5,7 +5,7 @@
 
 Each micro-batch (foreachBatch) is written idempotently everywhere, so the replay of a batch that was
 interrupted before its checkpoint commit changes nothing: bronze appends carry (app id, batch id),
-silver MERGEs and MongoDB writes keep the higher Kafka offset per key.
+silver MERGEs and MongoDB's version-guarded upserts (spark_jobs/mongo_sink.py) keep the higher `_v` per key.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,24 +71,15 @@ def _rescued(categories: DataFrame, products: DataFrame) -> int:
     return categories.where(kept).count() + products.where(kept).count()
 
 
-@dataclass(frozen=True)
-class Touched:
-    """The products a micro-batch changes: all their asins, and how to find their stale MongoDB documents."""
-
-    asins: DataFrame
-    updated_asins: list[str]
-    renamed_category_ids: list[int]
-
-
 class IngestJob:
     def __init__(self, spark: SparkSession, config: Settings = settings) -> None:
         self.spark = spark
         self.config = config
         self.tables = lake.LakeTables(config.lakehouse_dir)
-        self.db = mongo_sink.connect(config.mongo_uri, config.mongo_db)
-        mongo_sink.ensure_indexes(self.db)
+        self.sink = mongo_sink.MongoSink.connect(config)
+        self.sink.setup()
         self.last_quarantined = 0
-        self.spark.streams.addListener(ProgressListener(self.db, lambda: self.last_quarantined))
+        self.spark.streams.addListener(ProgressListener(self.sink, lambda: self.last_quarantined))
 
     def kafka_source(self) -> DataFrame:
         return (
@@ -144,7 +134,7 @@ class IngestJob:
             cached += [new_categories, new_products]
             with self._step(steps, "touched"):
                 touched = self._touched_products(new_categories, new_products)
-            cached.append(touched.asins)
+            cached.append(touched)
             with self._step(steps, "categories"):
                 self._upsert_categories(new_categories)
             with self._step(steps, "silver"):
@@ -153,7 +143,7 @@ class IngestJob:
                 current = self._current_rows(touched)
                 if current is not None:
                     cached.append(current)
-                    self._mirror_products(current, touched)
+                    self.sink.upsert_products(rows_as_dicts(product_documents(current)))
             with self._step(steps, "publish"):
                 if current is not None:
                     self._publish(current)
@@ -180,17 +170,17 @@ class IngestJob:
         count = bad.count()
         if count:
             lake.insert_new(self.spark, bad, self.tables.quarantine, "_id")
-            for chunk in mongo_sink.chunks(rows_as_dicts(bad), mongo_sink.INSERT_CHUNK):
-                mongo_sink.insert_replacing(self.db.quarantine, chunk)
+            self.sink.insert_quarantined(rows_as_dicts(bad))
             log.warning("quarantined %d record(s)", count)
         bad.unpersist()
         return count
 
-    def _touched_products(self, categories: DataFrame, products: DataFrame) -> Touched:
-        """Before the MERGEs: what this batch changes in silver products, and so in MongoDB."""
+    def _touched_products(self, categories: DataFrame, products: DataFrame) -> DataFrame:
+        """Before the MERGEs: the asins whose silver row this batch changes (its products, and the products of
+        the categories it renames), so whose MongoDB document is rewritten."""
         silver = self._silver(self.tables.silver_products)
         if silver is None:
-            return Touched(products.select("asin").persist(), [], [])
+            return products.select("asin").persist()
         known = self._silver(self.tables.silver_categories)
         renamed = categories.select(F.col("id").alias("category_id"), "category_name")
         if known is not None:
@@ -201,9 +191,7 @@ class IngestJob:
         renamed_ids = [row["category_id"] for row in renamed.select("category_id").collect()]
         renamed_products = silver.where(F.col("category_id").isin(renamed_ids)).select("asin")
         # A set union of keys: an asin both updated and in a renamed category is one key to rewrite.
-        asins = products.select("asin").unionByName(renamed_products).distinct().persist()
-        updated = [row["asin"] for row in products.join(silver.select("asin"), "asin", how="left_semi").collect()]
-        return Touched(asins, updated, renamed_ids)
+        return products.select("asin").unionByName(renamed_products).distinct().persist()
 
     def _upsert_categories(self, categories: DataFrame) -> None:
         if categories.isEmpty():
@@ -211,8 +199,9 @@ class IngestJob:
         lake.upsert_newer(self.spark, categories, self.tables.silver_categories, "id")
         lake.rename_products(self.spark, categories, self.tables.silver_products)
         current = self.spark.read.format("delta").load(self.tables.silver_categories)
-        documents = rows_as_dicts(category_documents(current.join(categories.select("id"), "id", how="left_semi")))
-        mongo_sink.mirror(self.db.categories, documents, mongo_sink.field_in("_id", [d["_id"] for d in documents]))
+        self.sink.upsert_categories(
+            rows_as_dicts(category_documents(current.join(categories.select("id"), "id", how="left_semi")))
+        )
 
     def _current_categories(self) -> DataFrame:
         current = self._silver(self.tables.silver_categories)
@@ -223,16 +212,10 @@ class IngestJob:
             enriched = transforms.enrich_with_categories(products, self._current_categories())
             lake.upsert_newer(self.spark, enriched, self.tables.silver_products, "asin")
 
-    def _current_rows(self, touched: Touched) -> DataFrame | None:
+    def _current_rows(self, touched: DataFrame) -> DataFrame | None:
         """Silver's current row for every product the batch touched."""
         silver = self._silver(self.tables.silver_products)
-        return None if silver is None else silver.join(touched.asins, "asin", how="left_semi").persist()
-
-    def _mirror_products(self, current: DataFrame, touched: Touched) -> None:
-        stale = mongo_sink.field_in("category_id", touched.renamed_category_ids) + mongo_sink.field_in(
-            "_id", touched.updated_asins
-        )
-        mongo_sink.mirror(self.db.products, rows_as_dicts(product_documents(current)), stale)
+        return None if silver is None else silver.join(touched, "asin", how="left_semi").persist()
 
     def _publish(self, current: DataFrame) -> None:
         """Enriched products to the processed-product topic, keyed by asin: at least once, and each value
@@ -262,7 +245,7 @@ class IngestJob:
         for name, frame in aggregates.items():
             rows = rows_as_dicts(frame)
             lake.overwrite(self.spark.createDataFrame(rows, frame.schema) if rows else frame, self.tables.gold(name))
-            mongo_sink.replace_all(self.db[f"gold_{name}"], rows)
+            self.sink.replace_gold(name, rows)
         products.unpersist()
 
     def start(self, available_now: bool = False) -> Any:

@@ -9,10 +9,10 @@ import sys
 import time
 
 from kafka.errors import KafkaError
-from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from lakehouse import serving
+from lakehouse.mongo import serving_db
 from lakehouse.settings import load_settings
 from spark_jobs.progress import lag_per_topic
 from stack.pipeline import run_pipeline
@@ -41,7 +41,7 @@ def _print_pipeline(stack: LocalStack) -> None:
         shown = ", ".join(f"{topic} {behind:,}" for topic, behind in sorted(lag.items())) if lag is not None else None
         print(f"lag (records not yet processed): {shown or 'no batch committed yet'}")
     try:
-        db = MongoClient(stack.settings.mongo_uri, serverSelectionTimeoutMS=2000)[stack.settings.mongo_db]
+        db = serving_db(stack.settings, server_selection_timeout_ms=2000)
         age = serving.freshness_seconds(db)
         products = serving.summary(db).get("products", 0)
     except PyMongoError as error:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pymongo import MongoClient
-
 from client import api_client
 from client.transformer import Record, read_categories, read_products
+from lakehouse.mongo import serving_db
 from lakehouse.settings import Settings
 from spark_jobs.progress import lag_per_topic
 from stack.processes import wait_until
@@ -24,7 +23,7 @@ def distinct_keys(products: Path, categories: Path) -> tuple[int, int]:
 
 def wait_for_stream(config: Settings, products: int, categories: int, timeout: float) -> bool:
     """Until the job has processed everything now in Kafka and MongoDB holds every key, named."""
-    db = MongoClient(config.mongo_uri)[config.mongo_db]
+    db = serving_db(config)
 
     def arrived() -> bool:
         lag = lag_per_topic(config)
@@ -53,7 +52,7 @@ def run_pipeline(stack: LocalStack, timeout: float = 900.0) -> bool:
     summary = api_client.run(products, categories, config.api_url, config.api_key)
     expected_products, expected_categories = distinct_keys(products, categories)
     arrived = wait_for_stream(config, expected_products, expected_categories, timeout)
-    db = MongoClient(config.mongo_uri)[config.mongo_db]
+    db = serving_db(config)
     in_mongo = db.products.count_documents({})
     print(
         f"records sent: {summary.sent} (accepted {summary.accepted}, rejected {len(summary.rejected)}); "

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from pymongo import MongoClient
 from pymongo.database import Database
 
 from lakehouse.committed import read_committed, topic_ends
+from lakehouse.mongo import mongo_client, serving_db
 from lakehouse.settings import Settings, load_settings
 from spark_jobs.progress import lag_per_topic
 from stack.processes import wait_until
@@ -45,7 +45,7 @@ class Pipeline:
 
     @property
     def db(self) -> Database:
-        return MongoClient(self.settings.mongo_uri)[self.settings.mongo_db]
+        return serving_db(self.settings)
 
     def wait_for_products(self, count: int, timeout: float = 300.0) -> None:
         def arrived() -> bool:
@@ -99,7 +99,7 @@ def running_pipeline(
         yield Pipeline(stack)
     finally:
         stack.stop_applications()
-        MongoClient(config.mongo_uri).drop_database(config.mongo_db)
+        mongo_client(config.mongo_uri).drop_database(config.mongo_db)
 
 
 @pytest.fixture

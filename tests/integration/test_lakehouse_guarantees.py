@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -10,8 +11,11 @@ import pytest
 from kafka import KafkaProducer
 
 from client import api_client
+from spark_jobs.progress import lag_per_topic
+from stack.processes import wait_until
+from stack.services import LocalStack
 from tests.conftest import SAMPLE_DATASET
-from tests.integration.conftest import Pipeline
+from tests.integration.conftest import Pipeline, running_pipeline
 from tests.integration.test_pipeline_e2e import assert_mongo_matches
 
 pytestmark = pytest.mark.integration
@@ -149,3 +153,33 @@ def test_bad_records_are_quarantined_with_their_reason_and_the_stream_goes_on(pi
 
     produce(pipeline, topic, [(b"B0GOOD0003", json.dumps({**good, "asin": "B0GOOD0003"}).encode())])
     pipeline.wait_for_products(3)
+
+
+def test_an_older_version_read_again_after_the_newer_one_is_served_never_replaces_it(
+    infrastructure: LocalStack, tmp_path: Path
+) -> None:
+    """The checkpoint is deleted (the usual remedy after a changed query) and the job reads the topic again
+    from the start, one record per micro-batch: the older price arrives after the newer one is served."""
+    older, newer = (
+        {"asin": "B0VERSION1", "title": "t", "stars": 4.0, "reviews": 1, "category_id": 1, "price": p}
+        for p in (10.0, 20.0)
+    )
+    with running_pipeline(infrastructure, tmp_path, stream_max_offsets_per_trigger=1) as pipeline:
+        produce(pipeline, pipeline.settings.kafka_topic_products, [(b"B0VERSION1", json.dumps(older).encode())])
+        produce(pipeline, pipeline.settings.kafka_topic_products, [(b"B0VERSION1", json.dumps(newer).encode())])
+        pipeline.wait_until_idle()
+        assert pipeline.db.products.find_one({"_id": "B0VERSION1"})["price"] == 20.0
+
+        pipeline.stack.process("job").stop()
+        shutil.rmtree(pipeline.settings.checkpoint_dir / "ingest")
+        pipeline.stack.start_job()
+        served: set[float] = set()
+
+        def read_again() -> bool:
+            served.add(pipeline.db.products.find_one({"_id": "B0VERSION1"})["price"])
+            pipeline.fail_if_job_died()
+            lag = lag_per_topic(pipeline.settings)
+            return lag is not None and sum(lag.values()) == 0
+
+        assert wait_until(read_again, 300, interval=0.1), pipeline.stack.process("job").log_tail()
+        assert served == {20.0}

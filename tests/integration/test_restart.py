@@ -69,14 +69,14 @@ def rebuild(spark: SparkSession, pipeline: Pipeline, folder: Path, name: str, br
         }
     )
     job = IngestJob(spark, config)
-    job.db.client.drop_database(config.mongo_db)
+    job.sink.drop_derived()
     if bronze_of is not None:
         bronze = spark.read.format("delta").load(IngestJob(spark, bronze_of.settings).tables.bronze)
         backfill.run(job, bronze, slice_rows=1200, write_bronze=False)
     else:
         bronze = backfill.csv_bronze(spark, config, str(PRODUCTS), str(CATEGORIES))
         backfill.run(job, bronze, slice_rows=5000, write_bronze=True)
-    return job.db
+    return job.sink.db
 
 
 def test_job_killed_mid_batch_restarts_identical_to_a_clean_rebuild(

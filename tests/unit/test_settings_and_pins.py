@@ -57,3 +57,23 @@ def test_spark_connector_jars_match_pyspark_exactly() -> None:
     jars = {p.name for p in (ROOT / "build" / "jars" / "spark").glob("*.jar")}
     assert f"spark-sql-kafka-0-10_2.12-{pins['pyspark']}.jar" in jars
     assert f"delta-spark_2.12-{pins['delta-spark']}.jar" in jars
+
+
+def test_the_sink_bulk_size_follows_the_mongodb_server() -> None:
+    assert load_settings().mongo_bulk_size == 1_000
+    assert load_settings(mongo_server="ferretdb").mongo_bulk_size == 50
+    assert load_settings(mongo_server="ferretdb", mongo_bulk_documents=20).mongo_bulk_size == 20
+    with pytest.raises(ValidationError):
+        load_settings(mongo_server="mongo-in-a-spreadsheet")
+
+
+def test_every_selectable_mongodb_server_has_a_make_target_and_a_command(tmp_path: Path) -> None:
+    from stack.mongo import EMBEDDED_SERVERS
+
+    makefile = (ROOT / "Makefile").read_text().replace("$(MONGO_SERVERS)", "build/mongo-servers")
+    for name, server in EMBEDDED_SERVERS.items():
+        assert f"MONGO_SERVER_BIN_{name} := {server.executable.relative_to(ROOT)}" in makefile
+        if server.installed():
+            command = server.command("127.0.0.1", 27999, tmp_path)
+            assert command[0] == str(server.executable) and "27999" in " ".join(command)
+    assert set(EMBEDDED_SERVERS) == set(Settings.model_fields["mongo_server"].annotation.__args__)
