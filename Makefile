@@ -17,6 +17,9 @@ MONGO_SERVER_BIN_nx-27017 := $(MONGO_SERVERS)/nx-27017/bin/nx-27017
 MONGO_SERVER_BIN_secantusdb := $(MONGO_SERVERS)/secantusdb/bin/secantusd-py
 MONGO_SERVER_BIN_ferretdb := build/bin/ferretdb
 MONGO_CANDIDATES := $(foreach s,secantus nx-27017 secantusdb ferretdb,$(MONGO_SERVER_BIN_$(s)))
+ifeq ($(filter $(MONGO_SERVER),secantus ferretdb),)
+$(error MONGO_SERVER=$(MONGO_SERVER): choose secantus or ferretdb)
+endif
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -65,7 +68,7 @@ build/bin/ferretdb:
 	rm -rf build/ferretdb-src
 
 # SecantusDB's Rust server from crates.io. It builds WiredTiger from its bundled C source (cmake, cc): about
-# 20 minutes on 2 cores the first time; the build folder is kept in ~/.cache so a second set-up copies it.
+# 9 minutes on 2 cores the first time; the build folder is kept in ~/.cache so a second set-up copies it.
 # The crate declares rust-version 1.98; it builds with the machine's toolchain once that check is skipped.
 $(MONGO_SERVER_BIN_secantus):
 	cargo install -q secantus-mdb --version =$(SECANTUS_VERSION) --locked --ignore-rust-version \

@@ -317,6 +317,8 @@ def run_candidate(candidate: Candidate, size: int, budget: float, job_budget: fl
         server._sampling.set()
         server.stop()
     results["memory peak"] = f"{server.peak_rss / 2**30:.2f} GiB"
+    for name in ("start (s)", "insert_many", "restart keeps every document", "memory peak"):
+        print(f"  {candidate.name} @ {size:,}: {name}: {results.get(name, '')}", flush=True)
     return results
 
 
@@ -338,10 +340,13 @@ def _attempt(server: RunningServer, operation: Operation, size: int, budget: flo
 
 
 def _restart(server: RunningServer, size: int) -> str:
-    before = server.database().products.estimated_document_count()
-    server.stop()
-    seconds = server.start()
-    after = server.database().products.count_documents({})
+    try:
+        before = server.database().products.estimated_document_count()
+        server.stop()
+        seconds = server.start()
+        after = server.database().products.count_documents({})
+    except PyMongoError as error:  # FerretDB's count at 1.4M outlasts the budget
+        return f"not checked: {error.__class__.__name__}"
     return f"{'yes' if after == before and after >= size else 'NO'} ({after:,} of {before:,}; {seconds:.1f} s)"
 
 

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from pymongo import ASCENDING, ReplaceOne
+from pymongo import ASCENDING, ReplaceOne, UpdateMany
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
@@ -55,10 +55,12 @@ class WriteStats:
 
     written: int = 0
     stale: int = 0
+    stale_keys: list[Any] = field(default_factory=list, compare=False)  # a few examples, for the log
 
     def add(self, other: WriteStats) -> None:
         self.written += other.written
         self.stale += other.stale
+        self.stale_keys = (self.stale_keys + other.stale_keys)[:5]
 
 
 def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -82,12 +84,11 @@ def _bulk(collection: Collection, operations: Sequence[Any]) -> WriteStats:
         result = collection.bulk_write(list(operations), ordered=False)
         return WriteStats(written=result.upserted_count + result.matched_count)
     except BulkWriteError as error:
-        errors = error.details["writeErrors"]
-        unexpected = [e for e in errors if e["code"] != DUPLICATE_KEY]
-        if unexpected:
-            raise
         details = error.details
-        return WriteStats(written=details["nUpserted"] + details["nMatched"], stale=len(errors))
+        if details["writeConcernErrors"] or any(e["code"] != DUPLICATE_KEY for e in details["writeErrors"]):
+            raise
+        stale = [e["op"]["q"]["_id"] for e in details["writeErrors"]]
+        return WriteStats(written=details["nUpserted"] + details["nMatched"], stale=len(stale), stale_keys=stale[:5])
 
 
 class MongoSink:
@@ -121,14 +122,38 @@ class MongoSink:
     def _upsert_versioned(self, collection: Collection, documents: Iterable[dict[str, Any]]) -> WriteStats:
         stats = self._write(collection, documents, guarded_replace)
         if stats.stale:
-            log.info("%s: %d stale write(s) refused by the version guard", collection.name, stats.stale)
+            # The job writes silver's current rows, so MongoDB holding newer versions means it is ahead of
+            # silver (silver or the checkpoint was reset while MongoDB was kept): worth an operator's look.
+            log.warning(
+                "%s: %d write(s) refused by the version guard, MongoDB holds newer versions (e.g. %s)",
+                collection.name,
+                stats.stale,
+                ", ".join(map(str, stats.stale_keys)),
+            )
         return stats
 
     def upsert_products(self, documents: Iterable[dict[str, Any]]) -> WriteStats:
         return self._upsert_versioned(self.db.products, documents)
 
-    def upsert_categories(self, documents: Iterable[dict[str, Any]]) -> WriteStats:
+    def upsert_categories(self, documents: list[dict[str, Any]]) -> WriteStats:
+        """Categories, and the name of every product of a category whose served name this changes. The
+        products are renamed first: the category document, written last, marks the rename as done, so a
+        batch replayed after a crash between the two renames them again."""
+        stored = {
+            d["_id"]: d.get("category_name")
+            for d in self.db.categories.find({"_id": {"$in": [d["_id"] for d in documents]}}, {"category_name": 1})
+        }
+        renamed = {d["_id"]: d["category_name"] for d in documents if stored.get(d["_id"]) != d["category_name"]}
+        self._rename_products(renamed)
         return self._upsert_versioned(self.db.categories, documents)
+
+    def _rename_products(self, names: dict[int, str]) -> None:
+        operations = [
+            UpdateMany({"category_id": category_id, "category_name": {"$ne": name}}, {"$set": {"category_name": name}})
+            for category_id, name in names.items()
+        ]
+        if operations:
+            self.db.products.bulk_write(operations, ordered=False)
 
     def insert_quarantined(self, documents: Iterable[dict[str, Any]]) -> WriteStats:
         """A quarantined record never changes (its `_id` is its Kafka coordinates): a replay rewrites it."""

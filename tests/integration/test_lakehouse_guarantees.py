@@ -158,20 +158,24 @@ def test_bad_records_are_quarantined_with_their_reason_and_the_stream_goes_on(pi
 def test_an_older_version_read_again_after_the_newer_one_is_served_never_replaces_it(
     infrastructure: LocalStack, tmp_path: Path
 ) -> None:
-    """The checkpoint is deleted (the usual remedy after a changed query) and the job reads the topic again
-    from the start, one record per micro-batch: the older price arrives after the newer one is served."""
+    """The checkpoint and silver are deleted while MongoDB is kept (a silver rebuild gone wrong), and the job
+    reads the topic again from the start, one record per micro-batch: the older price wins in the new silver
+    for one batch, and MongoDB's version guard must refuse it."""
     older, newer = (
-        {"asin": "B0VERSION1", "title": "t", "stars": 4.0, "reviews": 1, "category_id": 1, "price": p}
-        for p in (10.0, 20.0)
+        {"asin": "B0VERSION1", "title": "t", "stars": 4.0, "reviews": 1, "category_id": 1, "price": price}
+        for price in (10.0, 20.0)
     )
     with running_pipeline(infrastructure, tmp_path, stream_max_offsets_per_trigger=1) as pipeline:
-        produce(pipeline, pipeline.settings.kafka_topic_products, [(b"B0VERSION1", json.dumps(older).encode())])
-        produce(pipeline, pipeline.settings.kafka_topic_products, [(b"B0VERSION1", json.dumps(newer).encode())])
+        topic = pipeline.settings.kafka_topic_products
+        produce(pipeline, topic, [(b"B0VERSION1", json.dumps(older).encode())])
+        produce(pipeline, topic, [(b"B0VERSION1", json.dumps(newer).encode())])
         pipeline.wait_until_idle()
         assert pipeline.db.products.find_one({"_id": "B0VERSION1"})["price"] == 20.0
 
-        pipeline.stack.process("job").stop()
+        job = pipeline.stack.process("job")
+        job.stop()
         shutil.rmtree(pipeline.settings.checkpoint_dir / "ingest")
+        shutil.rmtree(pipeline.settings.lakehouse_dir / "silver")
         pipeline.stack.start_job()
         served: set[float] = set()
 
@@ -181,5 +185,6 @@ def test_an_older_version_read_again_after_the_newer_one_is_served_never_replace
             lag = lag_per_topic(pipeline.settings)
             return lag is not None and sum(lag.values()) == 0
 
-        assert wait_until(read_again, 300, interval=0.1), pipeline.stack.process("job").log_tail()
+        assert wait_until(read_again, 300, interval=0.1), job.log_tail()
         assert served == {20.0}
+        assert "1 write(s) refused by the version guard" in job.log_file.read_text()
