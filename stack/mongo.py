@@ -6,7 +6,8 @@ by `make setup` (no MongoDB server package can be installed on these machines). 
 MONGO_URI's host and port, which must then be local.
 
 The embedded default was chosen by `bench/mongo_servers.py`; README.md ("The serving database") has the
-figures. The others stay selectable, e.g. `MONGO_SERVER=ferretdb make run`.
+figures. FerretDB stays selectable (`MONGO_SERVER=ferretdb make run`); the other candidates are the
+benchmark's only (`make bench-mongo-servers` installs them).
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ class EmbeddedServer:
 
     def command(self, host: str, port: int, home: Path) -> list[str]:
         if not self.installed():
-            raise RuntimeError(f"{self.executable} missing: run `make setup MONGO_SERVER={self.name}`")
+            raise RuntimeError(
+                f"{self.executable} missing: run `make setup MONGO_SERVER={self.name}` "
+                "(`make bench-mongo-servers` for the benchmark's other candidates)"
+            )
         return [str(self.executable), *self.arguments(host, port, home)]
 
 
