@@ -13,13 +13,14 @@ import argparse
 import csv
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from lakehouse.contract import ABSENT, csv_cell, describe_error, field_specs
 from lakehouse.schemas import Category, Product
 
 # Real titles can be far longer than csv's default 128 KiB field limit allows for a broken quote run.
@@ -38,90 +39,53 @@ class BadRow:
     reason: str
 
 
-def parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("true", "1"):
-        return True
-    if lowered in ("false", "0", ""):
-        return False
-    raise ValueError(f"not a boolean: {text!r}")
-
-
-def parse_float(text: str) -> float:
-    # The Kaggle file leaves listPrice empty or 0.0 when there is none.
-    return float(text) if text.strip() else 0.0
-
-
-def parse_int(text: str) -> int:
-    # Counts sometimes arrive as "100.0" from spreadsheet round trips; anything fractional is an error.
-    value = float(text) if text.strip() else 0.0
-    if not value.is_integer():
-        raise ValueError(f"not a whole number: {text!r}")
-    return int(value)
-
-
-PRODUCT_CONVERTERS: dict[str, Callable[[str], Any]] = {
-    "asin": str.strip,
-    "title": str,
-    "imgUrl": str.strip,
-    "productURL": str.strip,
-    "stars": parse_float,
-    "reviews": parse_int,
-    "price": parse_float,
-    "listPrice": parse_float,
-    "category_id": parse_int,
-    "isBestSeller": parse_bool,
-    "boughtInLastMonth": parse_int,
-}
-CATEGORY_CONVERTERS: dict[str, Callable[[str], Any]] = {"id": parse_int, "category_name": str.strip}
-
-
 def _describe(error: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'row'}: {e['msg']}" for e in error.errors())
+    return "; ".join(describe_error(e) for e in error.errors(include_input=False))
 
 
-def convert_row(
-    row: dict[str | None, Any], converters: dict[str, Callable[[str], Any]], model: type[BaseModel]
-) -> dict[str, Any]:
-    """One CSV row -> a validated JSON-ready dict. Raises ValueError naming the field and value."""
+def convert_row(row: dict[str | None, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """One CSV row -> a validated JSON-ready dict, by the contract's cell rules (`lakehouse.contract.csv_cell`:
+    an empty number cell is an absent field, not 0). Raises ValueError naming the field and value."""
     if None in row:
         raise ValueError(f"more fields than the header has: {row[None]!r}")
-    missing = [name for name in converters if row.get(name) is None]
-    if missing:
-        raise ValueError(f"missing fields: {', '.join(missing)}")
-    converted: dict[str, Any] = {}
-    for name, convert in converters.items():
-        try:
-            converted[name] = convert(row[name])
-        except ValueError as error:
-            raise ValueError(f"{name}: {error}") from None
+    # A short row's missing cells are empty (csv.DictReader gives None), as Spark's CSV reader reads them.
+    converted = {spec.name: csv_cell(spec, row.get(spec.name) or "") for spec in field_specs(model)}
     try:
-        return model.model_validate(converted).model_dump()
+        return model.model_validate({k: v for k, v in converted.items() if v is not ABSENT}).model_dump()
     except ValidationError as error:
         raise ValueError(_describe(error)) from None
 
 
-def _read(path: Path, converters: dict[str, Callable[[str], Any]], model: type[BaseModel]) -> Iterator[Record | BadRow]:
-    with path.open(newline="", encoding="utf-8", errors="strict") as handle:
+def _line_breaks_as_lf(row: dict[str | None, Any]) -> dict[str | None, Any]:
+    """In a CRLF file, a line break inside a quoted cell reads as "\\n": what Spark's CSV reader (univocity,
+    which normalises the file's line separator) gives the backfill."""
+    return {name: cell.replace("\r\n", "\n") if isinstance(cell, str) else cell for name, cell in row.items()}
+
+
+def _read(path: Path, model: type[BaseModel]) -> Iterator[Record | BadRow]:
+    # utf-8-sig: spreadsheets save "CSV UTF-8" with a byte-order mark before the header.
+    with path.open(newline="", encoding="utf-8-sig", errors="strict") as handle:
+        crlf_file = handle.readline().endswith("\r\n")
+        handle.seek(0)
         reader = csv.DictReader(handle)
-        missing = set(converters) - set(reader.fieldnames or ())
+        missing = set(model.model_fields) - set(reader.fieldnames or ())
         if missing:
             raise ValueError(f"{path}: header lacks {', '.join(sorted(missing))}")
         line = reader.line_num
         for row in reader:
             try:
-                yield Record(line + 1, convert_row(row, converters, model))
+                yield Record(line + 1, convert_row(_line_breaks_as_lf(row) if crlf_file else row, model))
             except ValueError as error:
                 yield BadRow(line + 1, str(error))
             line = reader.line_num
 
 
 def read_products(path: Path) -> Iterator[Record | BadRow]:
-    return _read(path, PRODUCT_CONVERTERS, Product)
+    return _read(path, Product)
 
 
 def read_categories(path: Path) -> Iterator[Record | BadRow]:
-    return _read(path, CATEGORY_CONVERTERS, Category)
+    return _read(path, Category)
 
 
 def main(argv: list[str] | None = None) -> int:

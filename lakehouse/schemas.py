@@ -1,32 +1,59 @@
 """The record contract shared by the client, the API, the Spark job and the tests.
 
 Field names are the Kaggle CSV's own (camelCase), so a CSV row, a JSON body, a Kafka value and a MongoDB
-document all speak the same names.
+document all speak the same names. These two models are the only definition of a record: the Spark job's
+rules and defaults, the client's CSV converters, the CSV backfill and README.md's validation table are
+derived from them by `lakehouse.contract`.
+
+Rules beyond the field types:
+- Types are strict JSON types: a number is not a string, a whole number is not 1.0, a boolean is not 0/1.
+- `null` for a field with a default means the field is absent (the default applies); for a required field
+  it means missing.
+- Whole numbers fit a signed 64-bit integer (Spark's LongType, BSON's int64); floats are finite (JSON,
+  BSON and the dashboard's charts cannot carry NaN or Infinity).
+- Strings are valid Unicode (no lone surrogates: they cannot be encoded as UTF-8 for Kafka).
+- URLs are http(s) or empty: the dashboard renders them as links and images.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 # Amazon Standard Identification Numbers are 10 upper-case letters or digits (books use ISBN-10 digits).
 ASIN_PATTERN = r"^[A-Z0-9]{10}$"
+# Spelled out rather than (?i): the API (Rust regex) and the job (Java regex) fold case differently.
+URL_PATTERN = r"^(?:[Hh][Tt][Tt][Pp][Ss]?://\S+)?$"
 MAX_TITLE_LENGTH = 4_000
 MAX_URL_LENGTH = 2_048
 MAX_CATEGORY_NAME_LENGTH = 200
+INT64_MAX = 2**63 - 1
 
-Asin = Annotated[str, StringConstraints(pattern=ASIN_PATTERN)]
-Url = Annotated[str, StringConstraints(max_length=MAX_URL_LENGTH)]
+Asin = Annotated[str, StringConstraints(strip_whitespace=True, pattern=ASIN_PATTERN)]
+Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_URL_LENGTH, pattern=URL_PATTERN)]
+Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
+Id = Annotated[int, Field(gt=0, le=INT64_MAX)]
 
 
-class Product(BaseModel):
+class Record(BaseModel):
+    """What every record model shares: strict JSON types, no unknown fields, null = absent."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def null_means_absent(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        defaulted = {name for name, field in cls.model_fields.items() if not field.is_required()}
+        return {key: value for key, value in data.items() if not (value is None and key in defaulted)}
+
+
+class Product(Record):
     """One row of amazon_products.csv."""
 
     model_config = ConfigDict(
-        extra="forbid",
-        # "inf" parses as a float but is no price, and JSON cannot carry it to Kafka.
-        allow_inf_nan=False,
         json_schema_extra={
             "examples": [
                 {
@@ -51,24 +78,21 @@ class Product(BaseModel):
     imgUrl: Url = ""
     productURL: Url = ""
     stars: float = Field(ge=0, le=5)
-    reviews: int = Field(ge=0)
+    reviews: Count
     price: float = Field(ge=0)
     # The Kaggle file writes 0.0 when a product has no list price.
     listPrice: float = Field(0.0, ge=0)
-    category_id: int = Field(gt=0)
+    category_id: Id
     isBestSeller: bool = False
-    boughtInLastMonth: int = Field(0, ge=0)
+    boughtInLastMonth: Count = 0
 
 
-class Category(BaseModel):
+class Category(Record):
     """One row of amazon_categories.csv."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"id": 104, "category_name": "Suitcases"}]},
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [{"id": 104, "category_name": "Suitcases"}]})
 
-    id: int = Field(gt=0)
+    id: Id
     category_name: Annotated[
         str, StringConstraints(min_length=1, max_length=MAX_CATEGORY_NAME_LENGTH, strip_whitespace=True)
     ]

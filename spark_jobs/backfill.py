@@ -8,8 +8,9 @@ Both run the streaming job's own steps (`IngestJob.apply`), so the result equals
 - `--from-bronze [PATH]` replays a bronze table (default: this lakehouse's) into LAKEHOUSE_PATH and
   MONGO_DB; `--reset` first empties the derived layers (silver, quarantine, gold, MongoDB collections).
 - `--from-csv PRODUCTS CATEGORIES` is the initial load of the 1.4M-product file without Kafka: each row
-  becomes the JSON record the API would have produced, written to bronze as a record of the ingest topic
-  with partition -1 and its row number as offset ("later" = further down the file), then processed.
+  becomes the JSON value the client would send for it (the contract's CSV cell rules, lakehouse/contract.py),
+  written to bronze as a record of the ingest topic with partition -1 and its row number as offset
+  ("later" = further down the file), then judged and processed by the job's rules like any Kafka value.
 Work is cut into slices of `--slice-rows` so the driver never holds more than one slice; any cut is
 correct because every write keeps the higher version per key and categories rename their products.
 """
@@ -23,10 +24,13 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import BaseModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
 
-from lakehouse.schemas import CATEGORY_FIELDS, PRODUCT_FIELDS
+from lakehouse.contract import CSV_BLANKS, CSV_FALSE, CSV_FLOAT, CSV_INT, CSV_TRUE, FieldSpec, field_specs
+from lakehouse.schemas import Category, Product
 from lakehouse.settings import Settings, settings
 from spark_jobs import events, lake
 from spark_jobs.session import build_spark
@@ -38,44 +42,57 @@ CSV_PARTITION = -1
 DERIVED_TABLES = ("silver", "gold", "events")
 
 
-def read_csv(spark: SparkSession, path: str) -> DataFrame:
-    # Titles hold quoted commas, quotes and line breaks.
-    return spark.read.csv(path, header=True, multiLine=True, escape='"', inferSchema=False)
+CSV_OPTIONS = {"multiLine": True, "escape": '"'}  # titles hold quoted commas, quotes and line breaks
+EXTRA_CELLS = "_extra_cells"
 
 
-def _bool(column: str) -> F.Column:
-    return F.lower(F.trim(F.col(column))).isin("true", "1")
+def read_csv(spark: SparkSession, path: str, model: type[BaseModel]) -> DataFrame:
+    """A Kaggle-shaped CSV as text columns plus `_extra_cells` (non-null when a row has more cells than the
+    header; Spark would drop them silently). A short row's missing cells read as empty, like the client's.
+    Raises ValueError when the header lacks a contract field."""
+    # "CSV UTF-8" files from spreadsheets start with a byte-order mark.
+    header = [name.removeprefix("\ufeff") for name in spark.read.csv(path, header=True, **CSV_OPTIONS).columns]
+    missing = sorted(set(model.model_fields) - set(header))
+    if missing:
+        raise ValueError(f"{path}: header lacks {', '.join(missing)}")
+    schema = StructType([StructField(name, StringType()) for name in [*header, EXTRA_CELLS]])
+    return spark.read.csv(path, header=True, enforceSchema=True, schema=schema, **CSV_OPTIONS)
 
 
-def _number(column: str, spark_type: str, default: float | None = None) -> F.Column:
-    """Cast like the client's transformer: empty -> default; anything else that does not cast -> null,
-    which the validation rules then quarantine."""
-    text = F.trim(F.col(column))
-    value = F.when((text == "") | text.isNull(), F.lit(default)).otherwise(text.cast("double"))
-    return value.cast(spark_type)
+def _json_member(name: str, value: F.Column) -> F.Column:
+    """`"name":<value as JSON>`, or null when the value is null (the field is then absent)."""
+    as_object = F.to_json(F.struct(value.alias(name)))
+    return F.when(value.isNotNull(), as_object.substr(F.lit(2), F.length(as_object) - 2))
 
 
-def product_records(rows: DataFrame) -> DataFrame:
-    """CSV columns -> the JSON value the API produces for the row (see client/transformer.py)."""
-    typed = rows.select(
-        F.trim("asin").alias("asin"),
-        F.col("title"),
-        F.coalesce(F.trim("imgUrl"), F.lit("")).alias("imgUrl"),
-        F.coalesce(F.trim("productURL"), F.lit("")).alias("productURL"),
-        _number("stars", "double").alias("stars"),
-        _number("reviews", "long").alias("reviews"),
-        _number("price", "double").alias("price"),
-        _number("listPrice", "double", 0.0).alias("listPrice"),
-        _number("category_id", "long").alias("category_id"),
-        _bool("isBestSeller").alias("isBestSeller"),
-        _number("boughtInLastMonth", "long", 0).alias("boughtInLastMonth"),
+def _cell_member(spec: FieldSpec) -> F.Column:
+    """One cell as the JSON member the client would send (lakehouse.contract.csv_cell): numbers and
+    booleans by the contract's cell syntax, empty cells absent, and a text of the wrong kind sent as a
+    string, so the job's own rules quarantine the row with the field's name."""
+    cell = F.coalesce(F.col(spec.name), F.lit(""))  # Spark reads an empty cell as null
+    text = F.regexp_replace(cell, f"^[{CSV_BLANKS}]+|[{CSV_BLANKS}]+$", "")
+    if spec.kind == "string":
+        return _json_member(spec.name, cell)
+    if spec.kind == "bool":
+        lowered = F.lower(text)
+        typed = F.when(lowered.isin(*CSV_TRUE), True).when(lowered.isin(*CSV_FALSE), False)
+    elif spec.kind == "int":
+        typed = F.when(text.rlike(CSV_INT), F.split(text, r"\.")[0].cast("decimal(38,0)"))
+    else:
+        typed = F.when(text.rlike(CSV_FLOAT), text.cast("double"))
+    return F.when(text == "", None).otherwise(F.coalesce(_json_member(spec.name, typed), _json_member(spec.name, cell)))
+
+
+def json_records(rows: DataFrame, model: type[BaseModel], key: str) -> DataFrame:
+    """CSV rows -> (key, json): the JSON value the client would send for each row. A row with more cells
+    than the header gets a value that is not JSON, naming the fault, so the job quarantines it."""
+    members = [_cell_member(spec) for spec in field_specs(model)]
+    record = F.concat(F.lit("{"), F.concat_ws(",", *members), F.lit("}"))
+    too_long = F.concat(F.lit("CSV row with more cells than the header: "), F.col(EXTRA_CELLS))
+    return rows.select(
+        F.trim(F.col(key)).alias("key"),
+        F.when(F.col(EXTRA_CELLS).isNull(), record).otherwise(too_long).alias("json"),
     )
-    return typed.select(F.col("asin").alias("key"), F.to_json(F.struct(*PRODUCT_FIELDS)).alias("json"))
-
-
-def category_records(rows: DataFrame) -> DataFrame:
-    typed = rows.select(_number("id", "long").alias("id"), F.trim("category_name").alias("category_name"))
-    return typed.select(F.col("id").cast("string").alias("key"), F.to_json(F.struct(*CATEGORY_FIELDS)).alias("json"))
 
 
 def as_bronze(records: DataFrame, topic: str) -> DataFrame:
@@ -91,8 +108,11 @@ def as_bronze(records: DataFrame, topic: str) -> DataFrame:
 
 
 def csv_bronze(spark: SparkSession, config: Settings, products: str, categories: str) -> DataFrame:
-    return as_bronze(category_records(read_csv(spark, categories)), config.kafka_topic_categories).unionByName(
-        as_bronze(product_records(read_csv(spark, products)), config.kafka_topic_products)
+    def records(path: str, model: type[BaseModel], key: str) -> DataFrame:
+        return json_records(read_csv(spark, path, model), model, key)
+
+    return as_bronze(records(categories, Category, "id"), config.kafka_topic_categories).unionByName(
+        as_bronze(records(products, Product, "asin"), config.kafka_topic_products)
     )
 
 

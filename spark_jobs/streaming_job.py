@@ -24,6 +24,7 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse.schemas import CATEGORY_FIELDS, PRODUCT_FIELDS
 from lakehouse.settings import Settings, settings
 from spark_jobs import events, gold, lake, mongo_sink, transforms
 from spark_jobs.monitoring import ProgressListener
@@ -31,33 +32,17 @@ from spark_jobs.session import build_spark
 
 log = logging.getLogger("spark_jobs.streaming_job")
 
-PRODUCT_DOCUMENT_FIELDS = (
-    "title",
-    "imgUrl",
-    "productURL",
-    "stars",
-    "reviews",
-    "price",
-    "listPrice",
-    "category_id",
-    "category_name",
-    "isBestSeller",
-    "boughtInLastMonth",
-    "_rescued_data",
-    "_topic",
-    "_partition",
-    "_offset",
-    "_kafka_ts",
-    "_v",
-)
+# A served product: the contract's fields, its category's name, and where it came from (transforms.py).
+PRODUCT_DOCUMENT_FIELDS = (*PRODUCT_FIELDS, "category_name", "_rescued_data", *transforms.KAFKA_COLUMNS, "_v")
+CATEGORY_DOCUMENT_FIELDS = (*CATEGORY_FIELDS, "_offset", "_kafka_ts", "_v")
 
 
 def product_documents(enriched: DataFrame) -> DataFrame:
-    return enriched.select(F.col("asin").alias("_id"), "asin", *PRODUCT_DOCUMENT_FIELDS)
+    return enriched.select(F.col("asin").alias("_id"), *PRODUCT_DOCUMENT_FIELDS)
 
 
 def category_documents(categories: DataFrame) -> DataFrame:
-    return categories.select(F.col("id").alias("_id"), "id", "category_name", "_offset", "_kafka_ts", "_v")
+    return categories.select(F.col("id").alias("_id"), *CATEGORY_DOCUMENT_FIELDS)
 
 
 def rows_as_dicts(frame: DataFrame) -> list[dict[str, Any]]:

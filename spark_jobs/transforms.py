@@ -7,11 +7,14 @@ partition, so for one asin (or category id) a higher offset is a later record.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from lakehouse.schemas import ASIN_PATTERN, MAX_CATEGORY_NAME_LENGTH, MAX_TITLE_LENGTH, PRODUCT_FIELDS
+from lakehouse.contract import CATEGORY_SPECS, PRODUCT_SPECS, FieldSpec, rule_names
 from spark_jobs.schemas import CATEGORY_SCHEMA, PRODUCT_SCHEMA
 
 KAFKA_COLUMNS = ("_topic", "_partition", "_offset", "_kafka_ts")
@@ -29,10 +32,17 @@ def to_bronze(kafka_rows: DataFrame) -> DataFrame:
     )
 
 
+# Strict JSON (RFC 8259). Spark's defaults also read 'single quotes' and NaN/Infinity, which no JSON
+# document, BSON double check or chart can carry; a value holding them is not one JSON object.
+JSON_OPTIONS = {"allowSingleQuotes": "false", "allowNonNumericNumbers": "false"}
+
+
 def parse_json(bronze: DataFrame, schema: StructType) -> DataFrame:
-    """Adds `record` (the typed struct), `raw_value` (text) and `_rescued_data` (unknown fields as JSON)."""
+    """Adds `record` (the typed struct), `_fields` (each present key's text: which fields were sent),
+    `_canonical` (the value re-serialized, for type checks), `raw_value`, the envelope checks and
+    `_rescued_data` (unknown fields as JSON)."""
     raw = F.col("value").cast("string")
-    as_map = F.from_json(raw, "map<string,string>")
+    as_map = F.from_json(raw, "map<string,string>", JSON_OPTIONS)
     known = F.array(*[F.lit(name) for name in schema.fieldNames()])
     extras = F.map_filter(as_map, lambda key, _value: ~F.array_contains(known, key))
     return bronze.select(
@@ -41,10 +51,28 @@ def parse_json(bronze: DataFrame, schema: StructType) -> DataFrame:
         raw.alias("raw_value"),
         # Spark decodes bad UTF-8 to U+FFFD; re-encoding then differs from the bytes that arrived.
         (F.encode(raw, "UTF-8") == F.col("value")).alias("_is_utf8"),
-        as_map.isNotNull().alias("_is_json_object"),
-        F.from_json(raw, schema).alias("record"),
+        _is_one_json_object(raw).alias("_is_json_object"),
+        _canonical(raw).alias("_canonical"),
+        as_map.alias("_fields"),
+        F.from_json(raw, schema, JSON_OPTIONS).alias("record"),
         F.when(F.size(extras) > 0, F.to_json(extras)).alias("_rescued_data"),
     )
+
+
+def _canonical(raw: Column) -> Column:
+    """The JSON value as Jackson re-writes it (no whitespace, strings in double quotes), or null when `raw`
+    is not one JSON value followed by at most whitespace... or by a `,`: see `_is_one_json_object`."""
+    wrapped = F.from_json(F.concat(F.lit('{"v":'), raw, F.lit("}")), "v string", JSON_OPTIONS)
+    return wrapped["v"]
+
+
+def _is_one_json_object(raw: Column) -> Column:
+    """True when `raw` is exactly one JSON object. Spark's parser stops after the first value and ignores
+    what follows, so `{A}{B}` and `{A} junk` would pass as A. Read inside `[...]`, anything after the
+    value but `]` fails and a second value makes two elements; read inside `{"v":...}`, a `]` right after
+    the value fails. Only one value with nothing after it passes both."""
+    as_array = F.from_json(F.concat(F.lit("["), raw, F.lit("]")), "array<string>", JSON_OPTIONS)
+    return (F.size(as_array) == 1) & _canonical(raw).startswith("{")
 
 
 def _first_failure(rules: list[tuple[str, Column]]) -> Column:
@@ -55,49 +83,68 @@ def _first_failure(rules: list[tuple[str, Column]]) -> Column:
     return reason
 
 
-def _missing(field: str) -> Column:
-    return F.col(f"record.{field}").isNull()
+# A \\uD800-\\uDFFF escape that is not half of a pair: valid JSON text, but no Unicode string. Spark would
+# read it as "?"; the API (pydantic) refuses it. A backslash preceded by an odd number of backslashes is text.
+_HIGH, _LOW = r"\\u[dD][89abAB][0-9a-fA-F]{2}", r"\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+LONE_SURROGATE_ESCAPE = rf"(?<!\\)(?:\\\\)*(?:{_HIGH}(?!{_LOW})|(?<!{_HIGH}){_LOW})"
 
 
 def _envelope_rules() -> list[tuple[str, Column]]:
-    return [("value: not valid UTF-8", ~F.col("_is_utf8")), ("not a JSON object", ~F.col("_is_json_object"))]
-
-
-def product_rules() -> list[tuple[str, Column]]:
-    """Every product validation rule, in the order they are checked. Each pairs a reason with its failure."""
-    record = "record."
     return [
-        *_envelope_rules(),
-        ("asin: missing", _missing("asin")),
-        ("asin: not 10 upper-case letters or digits", ~F.col(record + "asin").rlike(ASIN_PATTERN)),
-        ("title: missing or empty", _missing("title") | (F.length(F.col(record + "title")) == 0)),
-        (f"title: longer than {MAX_TITLE_LENGTH} characters", F.length(record + "title") > MAX_TITLE_LENGTH),
-        ("price: missing or not a number", _missing("price")),
-        ("price: negative", F.col(record + "price") < 0),
-        ("stars: missing or not a number", _missing("stars")),
-        ("stars: outside [0, 5]", ~F.col(record + "stars").between(0, 5)),
-        ("reviews: missing or not a whole number", _missing("reviews")),
-        ("reviews: negative", F.col(record + "reviews") < 0),
-        ("listPrice: negative", F.col(record + "listPrice") < 0),
-        ("category_id: missing or not a whole number", _missing("category_id")),
-        ("category_id: not positive", F.col(record + "category_id") <= 0),
-        ("boughtInLastMonth: negative", F.col(record + "boughtInLastMonth") < 0),
+        ("value: not valid UTF-8", ~F.col("_is_utf8")),
+        ("value: a lone surrogate escape (not Unicode text)", F.col("raw_value").rlike(LONE_SURROGATE_ESCAPE)),
+        ("value: not one JSON object", ~F.coalesce(F.col("_is_json_object"), F.lit(False))),
     ]
 
 
-def category_rules() -> list[tuple[str, Column]]:
+def stripped(text: Column) -> Column:
+    """pydantic's strip_whitespace (Rust's str::trim: Unicode White_Space), in Java regex terms."""
+    return F.regexp_replace(text, r"(?U)^\s+|\s+$", "")
+
+
+def field_value(spec: FieldSpec) -> Column:
+    """The field as the contract reads it: stripped if the model strips it; null when absent or mistyped."""
+    value = F.col(f"record.{spec.name}")
+    return stripped(value) if spec.strip else value
+
+
+def _mistyped_string(spec: FieldSpec) -> Column:
+    """True when a string field's JSON token was not a string. Spark's StringType reads any token as text
+    (123 as "123"), so look at the re-serialized value: there, `{` or `,` then `"name":` is always a member
+    (inside a string every quote is escaped), and a string member continues with a quote. A nested member
+    of the same name counts too; nesting only occurs in fields the contract refuses or rescues."""
+    if spec.kind != "string":
+        return F.lit(False)
+    return F.col("_canonical").rlike('[{,]"' + re.escape(spec.name) + '":(?!"|null[,}])')
+
+
+def _java_pattern(pattern: str) -> str:
+    """A contract pattern for Java's regex: Unicode classes like Rust's, and `$` only at the very end."""
+    return "(?U)" + (pattern[:-1] + r"\z" if pattern.endswith("$") else pattern)
+
+
+def _failure(spec: FieldSpec, rule: str) -> Column:
+    value = field_value(spec)
+    sent = F.col("_fields")[spec.name].isNotNull()
+    conditions: dict[str, Callable[[], Column]] = {
+        "missing": lambda: ~sent,
+        "type": lambda: sent & (value.isNull() | _mistyped_string(spec)),
+        "finite": lambda: F.isnan(value) | (F.abs(value) == float("inf")),
+        "ge": lambda: value < spec.ge,
+        "gt": lambda: value <= spec.gt,
+        "le": lambda: value > spec.le,
+        "min_length": lambda: F.length(value) < spec.min_length,
+        "max_length": lambda: F.length(value) > spec.max_length,
+        "pattern": lambda: ~value.rlike(_java_pattern(spec.pattern or "")),
+    }
+    return conditions[rule]()
+
+
+def contract_rules(specs: tuple[FieldSpec, ...]) -> list[tuple[str, Column]]:
+    """Every rule of the contract, in the order they are checked; each pairs a reason with its failure."""
     return [
         *_envelope_rules(),
-        ("id: missing or not a whole number", _missing("id")),
-        ("id: not positive", F.col("record.id") <= 0),
-        (
-            "category_name: missing or empty",
-            _missing("category_name") | (F.length(F.trim(F.col("record.category_name"))) == 0),
-        ),
-        (
-            f"category_name: longer than {MAX_CATEGORY_NAME_LENGTH} characters",
-            F.length("record.category_name") > MAX_CATEGORY_NAME_LENGTH,
-        ),
+        *[(reason, _failure(spec, rule)) for spec in specs for rule, reason in rule_names(spec)],
     ]
 
 
@@ -123,43 +170,26 @@ def latest_per_key(records: DataFrame, key: str) -> DataFrame:
     return records.withColumn("_rank", F.row_number().over(newest_first)).where("_rank = 1").drop("_rank")
 
 
+def contract_columns(specs: tuple[FieldSpec, ...]) -> list[Column]:
+    """A valid record's fields as the contract defines them: stripped, and defaulted when absent."""
+    return [
+        (F.coalesce(field_value(spec), F.lit(spec.default)) if not spec.required else field_value(spec)).alias(
+            spec.name
+        )
+        for spec in specs
+    ]
+
+
 def valid_products(checked: DataFrame) -> DataFrame:
     """Checked product rows -> typed silver columns, one row per asin."""
     typed = checked.where(F.col("_error").isNull()).select(
-        *[F.col(f"record.{name}").alias(name) for name in PRODUCT_FIELDS],
-        F.coalesce(F.col("record.listPrice"), F.lit(0.0)).alias("_list_price"),
-        F.coalesce(F.col("record.isBestSeller"), F.lit(False)).alias("_best_seller"),
-        F.coalesce(F.col("record.boughtInLastMonth"), F.lit(0)).alias("_bought"),
-        F.coalesce(F.col("record.imgUrl"), F.lit("")).alias("_img"),
-        F.coalesce(F.col("record.productURL"), F.lit("")).alias("_url"),
-        "_rescued_data",
-        *KAFKA_COLUMNS,
+        *contract_columns(PRODUCT_SPECS), "_rescued_data", *KAFKA_COLUMNS
     )
-    defaulted = typed.select(
-        *[
-            c
-            for c in PRODUCT_FIELDS
-            if c not in ("listPrice", "isBestSeller", "boughtInLastMonth", "imgUrl", "productURL")
-        ],
-        F.col("_img").alias("imgUrl"),
-        F.col("_url").alias("productURL"),
-        F.col("_list_price").alias("listPrice"),
-        F.col("_best_seller").alias("isBestSeller"),
-        F.col("_bought").alias("boughtInLastMonth"),
-        "_rescued_data",
-        *KAFKA_COLUMNS,
-    )
-    return latest_per_key(defaulted, "asin").select(
-        *PRODUCT_FIELDS, "_rescued_data", *KAFKA_COLUMNS, F.col("_offset").alias("_v")
-    )
+    return latest_per_key(typed, "asin").withColumn("_v", F.col("_offset"))
 
 
 def valid_categories(checked: DataFrame) -> DataFrame:
-    typed = checked.where(F.col("_error").isNull()).select(
-        F.col("record.id").alias("id"),
-        F.trim(F.col("record.category_name")).alias("category_name"),
-        *KAFKA_COLUMNS,
-    )
+    typed = checked.where(F.col("_error").isNull()).select(*contract_columns(CATEGORY_SPECS), *KAFKA_COLUMNS)
     return latest_per_key(typed, "id").withColumn("_v", F.col("_offset"))
 
 
@@ -170,8 +200,8 @@ def enrich_with_categories(products: DataFrame, categories: DataFrame) -> DataFr
 
 
 def parse_products(bronze: DataFrame) -> DataFrame:
-    return with_failure_reason(parse_json(bronze, PRODUCT_SCHEMA), product_rules())
+    return with_failure_reason(parse_json(bronze, PRODUCT_SCHEMA), contract_rules(PRODUCT_SPECS))
 
 
 def parse_categories(bronze: DataFrame) -> DataFrame:
-    return with_failure_reason(parse_json(bronze, CATEGORY_SCHEMA), category_rules())
+    return with_failure_reason(parse_json(bronze, CATEGORY_SCHEMA), contract_rules(CATEGORY_SPECS))

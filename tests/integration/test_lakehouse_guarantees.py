@@ -121,6 +121,17 @@ def test_bad_records_are_quarantined_with_their_reason_and_the_stream_goes_on(pi
         "1 MB title": json.dumps({**good, "asin": "B0BAD00003", "title": "x" * 1_000_000}).encode(),
         "invalid UTF-8": b'{"asin": "B0BAD00004", "title": "\xff\xfe", "stars": 1, "reviews": 1, "price": 1, '
         b'"category_id": 1}',
+        # Issue #11/#10: written straight to Kafka by producers other than the API.
+        "two objects": (
+            json.dumps({**good, "asin": "B0BAD00005"}) + "\n" + json.dumps({**good, "asin": "B0BAD00006"})
+        ).encode(),
+        "trailing junk": (json.dumps({**good, "asin": "B0BAD00007"}) + " junk").encode(),
+        "NaN": json.dumps({**good, "asin": "B0BAD00008", "price": float("nan")}).encode(),
+        "Infinity": json.dumps({**good, "asin": "B0BAD00009", "listPrice": float("inf")}).encode(),
+        "1e999": json.dumps({**good, "asin": "B0BAD00010"}).replace('"price": 3.5', '"price": 1e999').encode(),
+        "beyond 64 bits": json.dumps({**good, "asin": "B0BAD00011", "reviews": 2**64}).encode(),
+        "lone surrogate": json.dumps({**good, "asin": "B0BAD00012", "title": "x\ud800y"}).encode(),
+        "javascript URL": json.dumps({**good, "asin": "B0BAD00013", "productURL": "javascript:alert(1)"}).encode(),
     }
     extra = json.dumps({**good, "asin": "B0GOOD0002", "colour": "red", "size": 3}).encode()
     topic = pipeline.settings.kafka_topic_products
@@ -135,12 +146,20 @@ def test_bad_records_are_quarantined_with_their_reason_and_the_stream_goes_on(pi
     reasons = sorted(d["reason"] for d in pipeline.db.quarantine.find())
     assert reasons == sorted(
         [
-            "not a JSON object",
-            "price: missing or not a number",
+            "value: not one JSON object",
+            "price: not a number",
             "asin: missing",
-            "price: negative",
+            "price: below 0",
             "title: longer than 4000 characters",
             "value: not valid UTF-8",
+            "value: not one JSON object",
+            "value: not one JSON object",
+            "value: not one JSON object",
+            "value: not one JSON object",
+            "price: not a finite number",
+            "reviews: not a whole number within 64 bits",
+            "value: a lone surrogate escape (not Unicode text)",
+            "productURL: not an http(s) URL or empty",
         ]
     )
     for document in pipeline.db.quarantine.find():

@@ -77,7 +77,7 @@ def test_bulks_larger_than_one_chunk_keep_every_document(sink: MongoSink) -> Non
 
 
 def test_quarantined_records_are_written_once_and_categories_are_guarded(sink: MongoSink) -> None:
-    record = {"_id": "ingest-product:0:4", "reason": "price: negative", "raw_value": "{}", "_kafka_ts": None}
+    record = {"_id": "ingest-product:0:4", "reason": "price: below 0", "raw_value": "{}", "_kafka_ts": None}
     sink.insert_quarantined([record])
     sink.insert_quarantined([record])
     assert list(sink.db.quarantine.find()) == [record]

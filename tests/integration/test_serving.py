@@ -148,7 +148,7 @@ def test_pipeline_page_shows_progress_and_quarantine_reasons(app: AppTest) -> No
     assert shown["Last batch"].startswith("#")
     assert any(label.startswith("Lag ingest-product") for label in shown)
     reasons = app.dataframe[1].value
-    assert sorted(reasons["reason"]) == ["not a JSON object", "price: negative"]
+    assert sorted(reasons["reason"]) == ["price: below 0", "value: not one JSON object"]
 
 
 def test_data_browser_filters_a_collection(app: AppTest, categories: pd.DataFrame) -> None:

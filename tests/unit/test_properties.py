@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from client.transformer import BadRow, Record, read_categories, read_products
-from lakehouse.schemas import ASIN_PATTERN, CATEGORY_FIELDS, MAX_TITLE_LENGTH, PRODUCT_FIELDS, Category, Product
+from lakehouse.schemas import ASIN_PATTERN, CATEGORY_FIELDS, PRODUCT_FIELDS, Category, Product
+from tests.strategies import valid_record
 
 # Any unicode a CSV file can hold (no surrogates); quotes, commas and line breaks included on purpose.
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=60)
@@ -22,21 +23,7 @@ CSV_PUNCTUATION = st.sampled_from(['"', ",", "\n", "\r\n", "'", ";", "\t"])
 TITLE = st.lists(st.one_of(TEXT, CSV_PUNCTUATION), min_size=1, max_size=6).map("".join).filter(bool)
 PRICE = st.floats(min_value=0, max_value=1e7, allow_nan=False)
 
-VALID_PRODUCT = st.fixed_dictionaries(
-    {
-        "asin": st.from_regex(ASIN_PATTERN, fullmatch=True),
-        "title": TITLE.filter(lambda t: len(t) <= MAX_TITLE_LENGTH),
-        "imgUrl": STRIPPED,
-        "productURL": STRIPPED,
-        "stars": st.floats(min_value=0, max_value=5, allow_nan=False),
-        "reviews": st.integers(min_value=0, max_value=10**9),
-        "price": PRICE,
-        "listPrice": PRICE,
-        "category_id": st.integers(min_value=1, max_value=10**6),
-        "isBestSeller": st.booleans(),
-        "boughtInLastMonth": st.integers(min_value=0, max_value=10**6),
-    }
-)
+VALID_PRODUCT = valid_record(Product)
 # Each cell: a plausible value of any column, or arbitrary text.
 ANY_CELL = st.one_of(
     TEXT,

@@ -50,22 +50,78 @@ def test_every_rule_names_the_failure(spark) -> None:
             {**GOOD, "reviews": -2},
             {**GOOD, "category_id": 0},
             {**GOOD, "listPrice": -1},
+            {**GOOD, "productURL": "javascript:alert(1)"},
         ],
     ) == [
         None,
-        "not a JSON object",
-        "not a JSON object",
+        "value: not one JSON object",
+        "value: not one JSON object",
         "value: not valid UTF-8",
         "asin: missing",
         "asin: not 10 upper-case letters or digits",
-        "title: missing or empty",
+        "title: shorter than 1 character(s)",
         "title: longer than 4000 characters",
-        "price: missing or not a number",
-        "price: negative",
-        "stars: outside [0, 5]",
-        "reviews: negative",
-        "category_id: not positive",
-        "listPrice: negative",
+        "price: not a number",
+        "price: below 0",
+        "stars: above 5",
+        "reviews: below 0",
+        "category_id: not above 0",
+        "listPrice: below 0",
+        "productURL: not an http(s) URL or empty",
+    ]
+
+
+GOOD_JSON = json.dumps(GOOD)
+
+
+def test_a_value_is_exactly_one_json_object(spark) -> None:
+    """Spark's parser reads the first value and ignores the rest; none of these may pass as that value."""
+    assert reasons(
+        spark,
+        [
+            GOOD_JSON + "\n" + GOOD_JSON,
+            GOOD_JSON + " junk",
+            GOOD_JSON + "]junk[",
+            GOOD_JSON + "}",
+            GOOD_JSON + ',"x":1}',
+            GOOD_JSON.replace('"', "'"),
+            " " + GOOD_JSON + "\n",
+        ],
+    ) == ["value: not one JSON object"] * 6 + [None]
+
+
+def test_values_no_sink_can_hold_are_quarantined(spark) -> None:
+    """Non-finite numbers, 64-bit overflow and non-JSON types from producers other than the API."""
+    raw = GOOD_JSON[:-1]
+    assert reasons(
+        spark,
+        [
+            raw + ', "listPrice": NaN}',
+            raw.replace('"price": 1.5', '"price": Infinity') + "}",
+            raw.replace('"price": 1.5', '"price": 1e999') + "}",
+            raw.replace('"price": 1.5', '"price": -1e999') + "}",
+            raw.replace('"reviews": 3', '"reviews": 9223372036854775808') + "}",
+            raw.replace('"reviews": 3', '"reviews": 3.0') + "}",
+            raw.replace('"category_id": 3', '"category_id": "3"') + "}",
+            raw.replace('"title": "t"', '"title": 123') + "}",
+            raw.replace('"title": "t"', '"title": {"a": 1}') + "}",
+            raw + ', "isBestSeller": 1}',
+            raw + ', "listPrice": "1.5"}',
+            raw + ', "listPrice": null, "isBestSeller": null}',
+        ],
+    ) == [
+        "value: not one JSON object",
+        "value: not one JSON object",
+        "price: not a finite number",
+        "price: not a finite number",
+        "reviews: not a whole number within 64 bits",
+        "reviews: not a whole number within 64 bits",
+        "category_id: not a whole number within 64 bits",
+        "title: not a string",
+        "title: not a string",
+        "isBestSeller: not true or false",
+        "listPrice: not a number",
+        None,
     ]
 
 
@@ -74,7 +130,7 @@ def test_quarantine_keeps_raw_value_reason_and_kafka_coordinates(spark) -> None:
     [row] = transforms.quarantined(checked).collect()
     assert (row["_id"], row["reason"], row["raw_value"], row["_partition"], row["_offset"]) == (
         f"{TOPIC}:0:1",
-        "not a JSON object",
+        "value: not one JSON object",
         "oops",
         0,
         1,
@@ -106,7 +162,7 @@ def test_categories_parse_and_keep_the_latest_name(spark) -> None:
         topic="ingest-category",
     )
     checked = transforms.parse_categories(transforms.to_bronze(rows))
-    assert [r["_error"] for r in checked.orderBy("_offset").collect()] == [None, None, "id: not positive"]
+    assert [r["_error"] for r in checked.orderBy("_offset").collect()] == [None, None, "id: not above 0"]
     assert [(r["id"], r["category_name"]) for r in transforms.valid_categories(checked).collect()] == [(1, "Games")]
 
 

@@ -17,15 +17,18 @@ def write(tmp_path: Path, body: str) -> Path:
 
 
 def test_quoted_commas_newlines_and_unicode_survive(tmp_path: Path) -> None:
-    path = write(tmp_path, 'B0000000A1,"Crème brûlée set, 2-Pack\n(""blue"")",u,p,4.5,12,9.99,,7,True,100\n')
+    path = write(
+        tmp_path,
+        'B0000000A1,"Crème brûlée set, 2-Pack\n(""blue"")",https://i.example/u.jpg,https://www.amazon.com/dp/p,4.5,12,9.99,,7,True,100\n',
+    )
     [record] = list(read_products(path))
     assert record == Record(
         2,
         {
             "asin": "B0000000A1",
             "title": 'Crème brûlée set, 2-Pack\n("blue")',
-            "imgUrl": "u",
-            "productURL": "p",
+            "imgUrl": "https://i.example/u.jpg",
+            "productURL": "https://www.amazon.com/dp/p",
             "stars": 4.5,
             "reviews": 12,
             "price": 9.99,
@@ -40,24 +43,26 @@ def test_quoted_commas_newlines_and_unicode_survive(tmp_path: Path) -> None:
 def test_bad_rows_are_reported_with_their_line_and_the_rest_goes_on(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        "B0000000A1,ok,u,p,4.5,1,1.0,0.0,7,False,0\n"
-        "B0000000A2,bad price,u,p,4.5,1,abc,0.0,7,False,0\n"
-        "B0000000A3,bad bool,u,p,4.5,1,1.0,0.0,7,maybe,0\n"
+        "B0000000A1,ok,https://i.example/u.jpg,https://www.amazon.com/dp/p,4.5,1,1.0,0.0,7,False,0\n"
+        "B0000000A2,bad price,https://i.example/u.jpg,https://www.amazon.com/dp/p,4.5,1,abc,0.0,7,False,0\n"
+        "B0000000A3,bad bool,https://i.example/u.jpg,https://www.amazon.com/dp/p,4.5,1,1.0,0.0,7,maybe,0\n"
         "short,row\n"
-        "B0000000A4,negative,u,p,4.5,1,-3,0.0,7,False,0\n"
-        "B0000000A5,ok,u,p,4.5,1,1.0,0.0,7,False,0\n",
+        "B0000000A4,negative,https://i.example/u.jpg,https://www.amazon.com/dp/p,4.5,1,-3,0.0,7,False,0\n"
+        "B0000000A5,ok,https://i.example/u.jpg,https://www.amazon.com/dp/p,4.5,1,1.0,0.0,7,False,0\n",
     )
     items = list(read_products(path))
     assert [type(i) for i in items] == [Record, BadRow, BadRow, BadRow, BadRow, Record]
     bad = {i.line: i.reason for i in items if isinstance(i, BadRow)}
-    assert bad[3] == "price: could not convert string to float: 'abc'"
-    assert bad[4] == "isBestSeller: not a boolean: 'maybe'"
-    assert bad[5].startswith("missing fields: imgUrl")
+    assert bad[3] == "price: not a number: 'abc'"
+    assert bad[4] == "isBestSeller: not true or false: 'maybe'"
+    assert bad[5].startswith("asin: not 10 upper-case letters or digits; stars: Field required")  # short row
     assert bad[6] == "price: Input should be greater than or equal to 0"
 
 
 def test_whole_number_counts_written_as_floats_are_accepted(tmp_path: Path) -> None:
-    path = write(tmp_path, "B0000000A1,t,u,p,4.0,3.0,1,0,7.0,False,50.0\n")
+    path = write(
+        tmp_path, "B0000000A1,t,https://i.example/u.jpg,https://www.amazon.com/dp/p,4.0,3.0,1,0,7.0,False,50.0\n"
+    )
     [record] = list(read_products(path))
     assert isinstance(record, Record)
     assert (record.data["reviews"], record.data["category_id"], record.data["boughtInLastMonth"]) == (3, 7, 50)
@@ -79,6 +84,25 @@ def test_categories(tmp_path: Path) -> None:
 
 
 def test_command_line_writes_json_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write(tmp_path, "B0000000A1,t,u,p,4.0,3,1,0,7,False,50\n")
+    path = write(tmp_path, "B0000000A1,t,https://i.example/u.jpg,https://www.amazon.com/dp/p,4.0,3,1,0,7,False,50\n")
     assert main([str(path)]) == 0
     assert json.loads(capsys.readouterr().out)["asin"] == "B0000000A1"
+
+
+def test_empty_number_cells_are_absent_not_zero(tmp_path: Path) -> None:
+    """A missing price is not a price of 0: required -> the row is refused, optional -> the default."""
+    path = write(tmp_path, "B0000000A1,t,,,,,,,7,,\nB0000000A2,t,,,4,3,1.5,,7,,\n")
+    items = list(read_products(path))
+    assert items[0] == BadRow(2, "stars: Field required; reviews: Field required; price: Field required")
+    assert items[1] == Record(3, {**items[1].data, "listPrice": 0.0, "isBestSeller": False, "boughtInLastMonth": 0})
+
+
+def test_a_spreadsheet_csv_utf8_file_reads_like_the_plain_file(tmp_path: Path) -> None:
+    """Byte-order mark and CRLF line ends, as Excel and LibreOffice save "CSV UTF-8"."""
+    plain = write(tmp_path, "B0000000A1,t,,,4,3,1.5,,7,,\n")
+    marked = tmp_path / "marked.csv"
+    marked.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes().replace(b"\n", b"\r\n"))
+    assert list(read_products(marked)) == list(read_products(plain))
+    categories = tmp_path / "amazon_categories.csv"
+    categories.write_bytes(b"\xef\xbb\xbfid,category_name\r\n1,Toys\r\n")
+    assert list(read_categories(categories)) == [Record(2, {"id": 1, "category_name": "Toys"})]
