@@ -108,7 +108,7 @@ class IdempotencyLog:
         timeout_s = self.settings.kafka_delivery_timeout_seconds
         group = f"{self.settings.transactional_id_prefix}-idempotency"
         try:
-            ends = topic_ends(bootstrap, topic, timeout_s, group)
+            ends = topic_ends(bootstrap, topic, timeout_s)
             messages = read_committed(bootstrap, ends, timeout_s, group)
             self._receipts = {m.key().decode(): Receipt.decode(m.value()) for m in messages}
         except (KafkaException, TimeoutError) as error:

@@ -10,8 +10,10 @@ from collections.abc import Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
+from lakehouse.kafka_admin import KafkaAdmin, Offsets
+
 # (topic, partition) -> the offset to read up to, exclusive
-Ends = dict[tuple[str, int], int]
+Ends = Offsets
 
 
 def _consumer(bootstrap_servers: str, group: str) -> Consumer:
@@ -26,17 +28,13 @@ def _consumer(bootstrap_servers: str, group: str) -> Consumer:
     )
 
 
-def topic_ends(bootstrap_servers: str, topic: str, timeout_s: float, group: str) -> Ends:
-    """The end (high watermark) of every partition of `topic`."""
-    consumer = _consumer(bootstrap_servers, group)
-    try:
-        partitions = consumer.list_topics(topic, timeout=timeout_s).topics[topic].partitions
-        return {
-            (topic, p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1]
-            for p in partitions
-        }
-    finally:
-        consumer.close()
+def topic_ends(bootstrap_servers: str, topic: str, timeout_s: float) -> Ends:
+    """The end of every partition of `topic` for a read_committed reader (its last stable offset), so
+    read_committed() can reach it while another transaction is open; {} when the topic does not exist.
+
+    Raises KafkaAdminError (a KafkaException) naming the servers and the topic after `timeout_s` seconds.
+    """
+    return KafkaAdmin(bootstrap_servers, timeout_s).end_offsets([topic], committed_only=True)
 
 
 def read_committed(bootstrap_servers: str, ends: Ends, timeout_s: float, group: str) -> Iterator[Message]:
@@ -49,7 +47,9 @@ def read_committed(bootstrap_servers: str, ends: Ends, timeout_s: float, group: 
     try:
         while wanted:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read to the end offsets {wanted} in {timeout_s:.0f}s")
+                raise TimeoutError(
+                    f"could not read {bootstrap_servers} up to the end offsets {wanted} in {timeout_s:.0f}s"
+                )
             for message in consumer.consume(10_000, timeout=0.5):
                 error = message.error()
                 if error is not None and error.fatal():

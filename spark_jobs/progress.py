@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kafka import KafkaConsumer, TopicPartition
-
+from lakehouse.kafka_admin import KafkaAdmin, Offsets
 from lakehouse.settings import Settings
 
 
@@ -24,17 +23,13 @@ def committed_offsets(query_checkpoint: Path) -> dict[str, dict[str, int]] | Non
     return json.loads(last_line)
 
 
-def end_offsets(settings: Settings) -> dict[tuple[str, int], int]:
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in settings.kafka_topics
-            for p in consumer.partitions_for_topic(topic) or ()
-        ]
-        return {(tp.topic, tp.partition): end for tp, end in consumer.end_offsets(partitions).items()}
-    finally:
-        consumer.close()
+def end_offsets(settings: Settings) -> Offsets:
+    """(topic, partition) -> high watermark of the job's input topics; a topic not created yet is left out.
+
+    Raises KafkaAdminError (a confluent_kafka.KafkaException) naming the servers and topics when Kafka does
+    not answer in 10 s.
+    """
+    return KafkaAdmin(settings.kafka_bootstrap_servers).end_offsets(settings.kafka_topics)
 
 
 def lag_per_topic(settings: Settings) -> dict[str, int] | None:

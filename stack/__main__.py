@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 
-from kafka.errors import KafkaError
+from confluent_kafka import KafkaException
 from pymongo.errors import PyMongoError
 
 from lakehouse import serving
@@ -35,8 +35,8 @@ def _print_pipeline(stack: LocalStack) -> None:
     """Lag from the job's own checkpoint (consumer-group tools cannot see Spark's offsets) and freshness."""
     try:
         lag = lag_per_topic(stack.settings)
-    except KafkaError as error:
-        print(f"lag: Kafka unreachable ({error.__class__.__name__})")
+    except KafkaException as error:
+        print(f"lag: Kafka unreachable ({error})")
     else:
         shown = ", ".join(f"{topic} {behind:,}" for topic, behind in sorted(lag.items())) if lag is not None else None
         print(f"lag (records not yet processed): {shown or 'no batch committed yet'}")
@@ -64,7 +64,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("kafka").setLevel(logging.ERROR)
     stack = LocalStack(load_settings())
     if args.command == "up":
         unknown = set(args.services) - set(ALL_SERVICES)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import logging
 import subprocess
 import uuid
 from pathlib import Path
 
-from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from confluent_kafka.admin import NewTopic
 
-from lakehouse.net import host_port, port_open
+from lakehouse.kafka_admin import KafkaAdmin, KafkaAdminError
+from lakehouse.net import host_port
 from lakehouse.settings import PROJECT_ROOT, Settings
 from stack.processes import ServiceProcess, wait_until
 
@@ -71,7 +70,7 @@ def project_topics(settings: Settings) -> list[NewTopic]:
     partitioned = (settings.kafka_topic_products, settings.kafka_topic_categories, settings.kafka_topic_processed)
     replication = settings.kafka_replication_factor
     return [NewTopic(name, settings.kafka_topic_partitions, replication) for name in partitioned] + [
-        NewTopic(settings.kafka_topic_idempotency, 1, replication, topic_configs=IDEMPOTENCY_TOPIC_CONFIG)
+        NewTopic(settings.kafka_topic_idempotency, 1, replication, config=IDEMPOTENCY_TOPIC_CONFIG)
     ]
 
 
@@ -117,31 +116,18 @@ class KafkaBroker:
         self.create_topics()
 
     def ready(self) -> bool:
-        if not port_open(*host_port(self.settings.kafka_bootstrap_servers.split(",")[0])):
-            return False
+        """The broker answers a metadata request within 3 s."""
         try:
-            admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers, request_timeout_ms=3000)
-        except KafkaError:
+            KafkaAdmin(self.settings.kafka_bootstrap_servers, timeout_s=3.0).topic_names()
+        except KafkaAdminError:
             return False
-        try:
-            admin.list_topics()
-            return True
-        except KafkaError:
-            return False
-        finally:
-            admin.close()
+        return True
 
     def create_topics(self) -> None:
-        admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
-        try:
-            existing = set(admin.list_topics())
-            wanted = [topic for topic in project_topics(self.settings) if topic.name not in existing]
-            if wanted:
-                with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
-                    admin.create_topics(wanted)
-                log.info("created topics %s", ", ".join(t.name for t in wanted))
-        finally:
-            admin.close()
+        """Create the project's topics that do not exist yet; raises KafkaAdminError naming servers and topics."""
+        created = KafkaAdmin(self.settings.kafka_bootstrap_servers).create_topics(project_topics(self.settings))
+        if created:
+            log.info("created topics %s", ", ".join(created))
 
     def stop(self) -> bool:
         return self.process.stop(timeout=60)

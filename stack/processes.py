@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 log = logging.getLogger(__name__)
 
 
@@ -104,9 +106,10 @@ def _alive(pid: int) -> bool:
 
 
 def _not_zombie(pid: int) -> bool:
+    """True while `pid` exists and has not exited; a zombie (exited, not yet reaped by its parent) is not alive."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
 
 

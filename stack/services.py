@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
+import psutil
 
 from lakehouse.settings import PROJECT_ROOT, Settings, settings_env
 from stack.kafka import KafkaBroker
@@ -133,20 +134,20 @@ class LocalStack:
 
 
 def process_tree_rss(pid: int) -> int:
-    """Resident memory in bytes of a process and all its descendants (Linux /proc)."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        child = int(stat.parent.name)
-        children.setdefault(int(fields[1]), []).append(child)
-        rss[child] = int(fields[21]) * 4096
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        total += rss.get(current, 0)
-        todo.extend(children.get(current, []))
-    return total
+    """Resident memory in bytes of a process and all its descendants; 0 when `pid` does not exist.
+
+    A descendant that exits (or becomes a zombie) while it is being measured counts 0.
+    """
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    return sum(_rss(process) for process in tree)
+
+
+def _rss(process: psutil.Process) -> int:
+    try:
+        return process.memory_info().rss
+    except (psutil.NoSuchProcess, psutil.AccessDenied):  # ZombieProcess is a NoSuchProcess
+        return 0

@@ -129,7 +129,7 @@ def loaded_pipeline(infrastructure: LocalStack, tmp_path_factory: pytest.TempPat
 
 def committed_keys(bootstrap_servers: str, topic: str) -> Counter[bytes]:
     """How many times each key is in `topic`, as a read_committed reader (the streaming job) sees it."""
-    ends = topic_ends(bootstrap_servers, topic, 10, "tests")
+    ends = topic_ends(bootstrap_servers, topic, 10)
     return Counter(message.key() for message in read_committed(bootstrap_servers, ends, 120, "tests"))
 
 

@@ -1,21 +1,27 @@
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
-from stack.processes import ServiceProcess, wait_until
+import psutil
+
+from stack.processes import ServiceProcess, _not_zombie, wait_until
 from stack.services import process_tree_rss
+
+# Above Linux's largest possible pid (PID_MAX_LIMIT, 2**22), so never a running process.
+NO_SUCH_PID = 2**22 + 1
 
 
 def live_members_of_group(pgid: int) -> list[int]:
     """Pids of the process group that are not zombies (a killed orphan waits a moment for init to reap it)."""
     members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for process in psutil.process_iter(["status"]):
         try:
-            state, _parent, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
-        except (FileNotFoundError, ProcessLookupError):
+            if os.getpgid(process.pid) == pgid and process.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(process.pid)
+        except ProcessLookupError:
             continue
-        if int(group) == pgid and state != "Z":
-            members.append(int(stat.parent.name))
     return members
 
 
@@ -37,3 +43,24 @@ def test_stopping_what_is_not_running_is_harmless(tmp_path: Path) -> None:
     service.pid_file.write_text("999999\n")
     assert not service.stop()
     assert not service.pid_file.exists()
+
+
+def test_the_memory_of_a_tree_counts_its_children_and_of_no_process_is_zero(tmp_path: Path) -> None:
+    service = ServiceProcess("parent", tmp_path)
+    pid = service.start(["bash", "-c", "sleep 300 & sleep 300; wait"])
+    try:
+        assert wait_until(lambda: len(psutil.Process(pid).children()) == 2, timeout=5)
+        parent_alone = psutil.Process(pid).memory_info().rss
+        assert process_tree_rss(pid) > parent_alone
+    finally:
+        service.stop(timeout=10)
+    assert process_tree_rss(NO_SUCH_PID) == 0
+
+
+def test_a_zombie_is_not_alive_and_a_reaped_process_is_gone() -> None:
+    child = subprocess.Popen(["true"])
+    assert wait_until(lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE, timeout=5)
+    assert not _not_zombie(child.pid), "exited but not yet reaped"
+    child.wait()
+    assert not _not_zombie(child.pid)
+    assert _not_zombie(os.getpid())

@@ -1,0 +1,145 @@
+"""Kafka administration on one client library, confluent-kafka's AdminClient: topics and their end offsets.
+
+Every call is bounded by the admin's `timeout_s` and fails with KafkaAdminError, whose message names the
+bootstrap servers and the topics. librdkafka's own log lines (it retries a refused connection every ~100 ms,
+logging each attempt) go to the `lakehouse.kafka_admin.librdkafka` logger instead of stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
+from typing import Any
+
+from confluent_kafka import IsolationLevel, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic, OffsetSpec
+
+from lakehouse.net import any_bootstrap_reachable
+
+librdkafka_log = logging.getLogger(f"{__name__}.librdkafka")
+
+DEFAULT_TIMEOUT_S = 10.0
+
+# (topic, partition) -> offset
+Offsets = dict[tuple[str, int], int]
+
+
+class KafkaAdminError(KafkaException):
+    """An admin request failed or timed out. A KafkaException, so code catching the library's errors catches it."""
+
+
+def describe_failure(action: str, topics: Iterable[str], bootstrap_servers: str, cause: object) -> str:
+    """'creating topic(s) a, b at host:9092 failed: <cause>'; no topics named reads 'all topics'."""
+    named = ", ".join(topics) or "all topics"
+    return f"{action} {named} at {bootstrap_servers} failed: {cause}"
+
+
+def missing_topics(wanted: Sequence[NewTopic], existing: set[str]) -> list[NewTopic]:
+    """The topics of `wanted` whose name is not in `existing`, in their order."""
+    return [topic for topic in wanted if topic.topic not in existing]
+
+
+def partitions_of(metadata: ClusterMetadata, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of `topics`, sorted; a topic the cluster does not have contributes none."""
+    return [
+        TopicPartition(topic, partition)
+        for topic in topics
+        if topic in metadata.topics
+        for partition in sorted(metadata.topics[topic].partitions)
+    ]
+
+
+def already_exists(error: KafkaException) -> bool:
+    """True for the broker's TOPIC_ALREADY_EXISTS: another process created the topic first."""
+    cause = error.args[0] if error.args else None
+    return isinstance(cause, KafkaError) and cause.code() == KafkaError.TOPIC_ALREADY_EXISTS
+
+
+class KafkaAdmin:
+    """One cluster's AdminClient. Calls are bounded by `timeout_s` seconds; failures raise KafkaAdminError."""
+
+    def __init__(self, bootstrap_servers: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.timeout_s = timeout_s
+        self._client: AdminClient | None = None
+
+    def topic_names(self) -> set[str]:
+        """Names of every topic in the cluster (internal ones such as __consumer_offsets included)."""
+        with self._failing_as("listing", ()):
+            return set(self._metadata().topics)
+
+    def create_topics(self, topics: Sequence[NewTopic]) -> list[str]:
+        """Create those of `topics` that do not exist yet and wait until the broker has them.
+
+        Idempotent: an existing topic is left as it is (its partitions and configs are not compared), also
+        when another process creates it between the listing and the request. Returns the names created.
+        """
+        with self._failing_as("creating topic(s)", [topic.topic for topic in topics]):
+            wanted = missing_topics(topics, set(self._metadata().topics))
+            if not wanted:
+                return []
+            deadline = time.monotonic() + self.timeout_s
+            timeouts = {"operation_timeout": self.timeout_s, "request_timeout": self.timeout_s}
+            futures = self._connected().create_topics(wanted, **timeouts)
+            return [name for name, future in futures.items() if self._created(future, deadline)]
+
+    def end_offsets(self, topics: Iterable[str], committed_only: bool = False) -> Offsets:
+        """(topic, partition) -> end offset of every partition of `topics`; absent topics are left out.
+
+        The end is the high watermark (every record written, including those of open transactions), or with
+        `committed_only` the last stable offset: where a read_committed reader's position can get to now.
+        """
+        names = list(topics)
+        isolation = IsolationLevel.READ_COMMITTED if committed_only else IsolationLevel.READ_UNCOMMITTED
+        with self._failing_as("reading the end offsets of", names):
+            partitions = partitions_of(self._metadata(), names)
+            if not partitions:
+                return {}
+            deadline = time.monotonic() + self.timeout_s
+            futures = self._connected().list_offsets(
+                {partition: OffsetSpec.latest() for partition in partitions},
+                isolation_level=isolation,
+                request_timeout=self.timeout_s,
+            )
+            return {(tp.topic, tp.partition): _result(future, deadline).offset for tp, future in futures.items()}
+
+    def _metadata(self) -> ClusterMetadata:
+        return self._connected().list_topics(timeout=self.timeout_s)
+
+    def _connected(self) -> AdminClient:
+        """The client, made on first use. librdkafka connects as soon as a client exists, so a closed port is
+        refused here at once instead of after `timeout_s` of logged reconnection attempts."""
+        if self._client is None:
+            if not any_bootstrap_reachable(self.bootstrap_servers):
+                raise KafkaAdminError("no Kafka broker answers")
+            self._client = AdminClient({"bootstrap.servers": self.bootstrap_servers, "logger": librdkafka_log})
+        return self._client
+
+    def _created(self, future: Future, deadline: float) -> bool:
+        try:
+            _result(future, deadline)
+        except KafkaException as error:
+            if already_exists(error):
+                return False
+            raise
+        return True
+
+    @contextmanager
+    def _failing_as(self, action: str, topics: Iterable[str]) -> Iterator[None]:
+        """Turn the library's errors and timeouts into one KafkaAdminError naming the servers and topics."""
+        try:
+            yield
+        except (KafkaException, TimeoutError) as error:
+            cause = error if str(error) else f"no answer in {self.timeout_s:g}s"
+            raise KafkaAdminError(describe_failure(action, topics, self.bootstrap_servers, cause)) from error
+        finally:
+            if self._client is not None:
+                self._client.poll(0)  # hands librdkafka's queued log lines to `librdkafka_log`
+
+
+def _result(future: Future, deadline: float) -> Any:
+    """The future's result, waiting at most until `deadline` (time.monotonic()); raises TimeoutError after."""
+    return future.result(timeout=max(0.0, deadline - time.monotonic()))

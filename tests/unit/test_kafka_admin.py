@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import socket
+import time
+from types import SimpleNamespace
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+from lakehouse.committed import topic_ends
+from lakehouse.kafka_admin import (
+    KafkaAdmin,
+    KafkaAdminError,
+    already_exists,
+    describe_failure,
+    missing_topics,
+    partitions_of,
+)
+from lakehouse.settings import load_settings
+from stack.kafka import IDEMPOTENCY_TOPIC_CONFIG, project_topics
+
+
+def closed_port() -> str:
+    """A local address nothing listens on (a port the kernel just handed out, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_a_failure_names_the_action_the_topics_and_the_servers() -> None:
+    message = describe_failure("creating topic(s)", ["a", "b"], "k1:9092,k2:9092", "broker down")
+    assert message == "creating topic(s) a, b at k1:9092,k2:9092 failed: broker down"
+    assert describe_failure("listing", [], "k1:9092", "x") == "listing all topics at k1:9092 failed: x"
+
+
+def test_only_topics_not_in_the_cluster_are_created_in_their_order() -> None:
+    wanted = [NewTopic("a", 3, 1), NewTopic("b", 3, 1), NewTopic("c", 1, 1)]
+    assert [topic.topic for topic in missing_topics(wanted, {"b", "other"})] == ["a", "c"]
+    assert missing_topics(wanted, {"a", "b", "c"}) == []
+
+
+def test_partitions_of_absent_topics_are_left_out() -> None:
+    metadata = SimpleNamespace(
+        topics={"a": SimpleNamespace(partitions={1: None, 0: None}), "b": SimpleNamespace(partitions={0: None})}
+    )
+    assert partitions_of(metadata, ["a", "absent"]) == [TopicPartition("a", 0), TopicPartition("a", 1)]
+
+
+def test_only_topic_already_exists_counts_as_another_process_winning_the_race() -> None:
+    assert already_exists(KafkaException(KafkaError(KafkaError.TOPIC_ALREADY_EXISTS)))
+    assert not already_exists(KafkaException(KafkaError(KafkaError.INVALID_REPLICATION_FACTOR)))
+    assert not already_exists(KafkaException("no KafkaError inside"))
+
+
+def test_project_topics_are_the_partitioned_ones_and_the_compacted_key_log() -> None:
+    config = load_settings(kafka_topic_partitions=4, kafka_replication_factor=1)
+    topics = {topic.topic: topic for topic in project_topics(config)}
+    assert sorted(topics) == ["ingest-category", "ingest-idempotency", "ingest-product", "processed-product"]
+    assert [topics[name].num_partitions for name in sorted(topics)] == [4, 1, 4, 4]
+    assert topics["ingest-idempotency"].config == IDEMPOTENCY_TOPIC_CONFIG
+    assert not topics["ingest-product"].config
+
+
+def test_an_unreachable_cluster_fails_at_once_naming_the_servers_and_the_topic() -> None:
+    servers = closed_port()
+    started = time.monotonic()
+    with pytest.raises(KafkaAdminError) as raised:
+        KafkaAdmin(servers, timeout_s=30).end_offsets(["ingest-product"])
+    expected = f"reading the end offsets of ingest-product at {servers} failed: no Kafka broker answers"
+    assert str(raised.value) == expected
+    with pytest.raises(KafkaAdminError, match=f"creating topic\\(s\\) t1 at {servers} failed"):
+        KafkaAdmin(servers).create_topics([NewTopic("t1", 1, 1)])
+    with pytest.raises(KafkaException, match=f"idempotency at {servers}"):  # what api_ingest catches
+        topic_ends(servers, "idempotency", 30)
+    assert time.monotonic() - started < 5, "a closed port must not wait for the timeout"
