@@ -9,17 +9,35 @@ look-ups read the products collection by asin or a page at a time. The overview 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 from pymongo.database import Database
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure
 
 from dashboard import queries
+from dashboard.formatting import (
+    clock,
+    count,
+    decimal,
+    identifier,
+    json_safe,
+    markdown_text,
+    money,
+    number,
+    product_markdown,
+    redacted_uri,
+    safe_url,
+    seconds_from_ms,
+)
 from lakehouse import serving
 from lakehouse.settings import settings
+
+log = logging.getLogger("dashboard")
 
 REFRESH_SECONDS = 5
 CACHE_SECONDS = 3
@@ -40,7 +58,7 @@ def database() -> Database:
 
 
 @st.cache_data(ttl=CACHE_SECONDS)
-def cached_category_stats(source: tuple[str, str]) -> Any:
+def cached_category_stats(source: tuple[str, str]) -> pd.DataFrame:
     return queries.category_stats(connect(*source))
 
 
@@ -50,11 +68,11 @@ def cached_headline(source: tuple[str, str]) -> dict[str, Any]:
 
 
 @st.cache_data(ttl=CACHE_SECONDS)
-def cached_price_distribution(source: tuple[str, str], category_id: int | None) -> Any:
+def cached_price_distribution(source: tuple[str, str], category_id: int | None) -> pd.DataFrame:
     return queries.price_distribution(connect(*source), category_id)
 
 
-def category_stats() -> Any:
+def category_stats() -> pd.DataFrame:
     return cached_category_stats(SOURCE)
 
 
@@ -62,58 +80,78 @@ def show(figure: Any) -> None:
     st.plotly_chart(figure, width="stretch")
 
 
+def bar_or_note(frame: pd.DataFrame, note: str, **bar: Any) -> None:
+    """A bar chart of `frame`, or `note` when it has no rows (an empty chart says nothing)."""
+    if frame.empty:
+        st.info(note)
+    else:
+        show(px.bar(frame, **bar))
+
+
 def overview() -> None:
     numbers = cached_headline(SOURCE)
-    if not numbers["products"]:
+    if not number(numbers["products"]):
         st.info(
             "No products in MongoDB yet. Run `make run`, or `python client/api_client.py` with the "
             "streaming job running, and this page fills itself."
         )
         return
-    cols = st.columns(6)
-    cols[0].metric("Products", f"{numbers['products']:,}")
-    cols[1].metric("Categories", f"{numbers['categories']:,}")
-    cols[2].metric("Best sellers", f"{numbers['best_sellers']:,}")
-    cols[3].metric("Average price", f"${numbers['avg_price']:,.2f}")
-    fresh = numbers["freshness_seconds"]
-    cols[4].metric("Newest record", "—" if fresh is None else f"{fresh:,.0f} s ago")
-    cols[5].metric("Quarantined", f"{numbers['quarantined']:,}")
-
+    headline_metrics(numbers)
     stats = category_stats()
     left, right = st.columns(2)
     with left:
-        names = {"All categories": None} | dict(zip(stats["category_name"], stats["category_id"], strict=True))
-        chosen = st.selectbox("Category", list(names), key="price_category")
-        prices = cached_price_distribution(SOURCE, names[chosen])
-        show(
-            px.bar(
-                prices,
-                x="label",
-                y="product_count",
-                title=f"Price distribution — {chosen}",
-                labels={"label": "Price bucket (USD)", "product_count": "Products"},
-            )
-        )
+        price_distribution_chart(stats)
     with right:
-        top_n = st.slider("Top categories", 5, 50, 15, key="top_n")
-        sort_by = st.radio(
-            "Rank by", ["product_count", "best_seller_count", "bought_last_month"], horizontal=True, key="rank_by"
-        )
-        top = queries.top_categories(stats, top_n, sort_by)
-        figure = px.bar(
-            top,
-            x="product_count",
-            y="category_name",
-            orientation="h",
-            title=f"Products per category (top {top_n} by {sort_by}, the rest as Other)",
-            labels={"product_count": "Products", "category_name": "Category"},
-        )
-        show(figure.update_layout(yaxis={"categoryorder": "total ascending"}))
+        top_categories_chart(stats)
+    price_per_category(stats)
 
-    largest = stats.head(30)
+
+def headline_metrics(numbers: dict[str, Any]) -> None:
+    cols = st.columns(6)
+    cols[0].metric("Products", count(numbers["products"]))
+    cols[1].metric("Categories", count(numbers["categories"]))
+    cols[2].metric("Best sellers", count(numbers["best_sellers"]))
+    cols[3].metric("Average price", money(numbers["avg_price"]))
+    cols[4].metric("Newest record", decimal(numbers["freshness_seconds"], 0, " s ago"))
+    cols[5].metric("Quarantined", count(numbers["quarantined"]))
+
+
+def price_distribution_chart(stats: pd.DataFrame) -> None:
+    choices = queries.category_choices(stats)
+    chosen = st.selectbox("Category", list(choices), key="price_category")
+    prices = cached_price_distribution(SOURCE, choices[chosen])
     show(
         px.bar(
-            largest,
+            prices,
+            x="label",
+            y="product_count",
+            title=f"Price distribution — {chosen}",
+            labels={"label": "Price bucket (USD)", "product_count": "Products"},
+        )
+    )
+
+
+def top_categories_chart(stats: pd.DataFrame) -> None:
+    top_n = st.slider("Top categories", 5, 50, 15, key="top_n")
+    sort_by = st.radio(
+        "Rank by", ["product_count", "best_seller_count", "bought_last_month"], horizontal=True, key="rank_by"
+    )
+    top = queries.top_categories(stats, top_n, sort_by)
+    figure = px.bar(
+        top,
+        x="product_count",
+        y="category_name",
+        orientation="h",
+        title=f"Products per category (top {top_n} by {sort_by}, the rest as Other)",
+        labels={"product_count": "Products", "category_name": "Category"},
+    )
+    show(figure.update_layout(yaxis={"categoryorder": "total ascending"}))
+
+
+def price_per_category(stats: pd.DataFrame) -> None:
+    show(
+        px.bar(
+            stats.head(30),
             x="category_name",
             y=["avg_price", "median_price"],
             barmode="group",
@@ -142,11 +180,47 @@ def overview() -> None:
 def categories_page() -> None:
     stats = category_stats()
     if stats.empty:
-        st.info("No categories yet.")
+        st.info("No category statistics yet: they are computed once products arrive.")
+        return
+    rating_vs_price_chart(stats)
+    left, right = st.columns(2)
+    with left:
+        bar_or_note(
+            queries.ranked(stats, "bought_last_month", 15),
+            "No category has units bought last month yet.",
+            x="category_name",
+            y=["bought_last_month"],
+            title="Bought last month (top 15)",
+            labels={"value": "Units bought last month", "category_name": "Category", "variable": ""},
+        )
+    with right:
+        bar_or_note(
+            queries.ranked(stats, "avg_discount", 15),
+            "No discounts to show: no product has a list price above its price.",
+            x="category_name",
+            y="avg_discount",
+            title="Average discount off list price (top 15)",
+            labels={"avg_discount": "Discount (share of list price)", "category_name": "Category"},
+        )
+    bar_or_note(
+        queries.ranked(stats, "best_seller_count", 15),
+        "No best-seller counts yet.",
+        x="category_name",
+        y="best_seller_count",
+        title="Best sellers per category (top 15)",
+        labels={"best_seller_count": "Best sellers", "category_name": "Category"},
+    )
+    category_lookup(stats)
+
+
+def rating_vs_price_chart(stats: pd.DataFrame) -> None:
+    rated = queries.rated_categories(stats)
+    if rated.empty:
+        st.info("No rating-vs-price chart yet: no category has a reviewed product with a price above zero.")
         return
     show(
         px.scatter(
-            stats,
+            rated,
             x="median_price",
             y="avg_stars",
             size="product_count",
@@ -156,41 +230,12 @@ def categories_page() -> None:
             labels={"median_price": "Median price (USD, log scale)", "avg_stars": "Average stars"},
         )
     )
-    left, right = st.columns(2)
-    with left:
-        sellers = stats.nlargest(15, "bought_last_month")
-        show(
-            px.bar(
-                sellers,
-                x="category_name",
-                y=["bought_last_month"],
-                title="Bought last month (top 15)",
-                labels={"value": "Units bought last month", "category_name": "Category", "variable": ""},
-            )
-        )
-    with right:
-        discounts = stats.dropna(subset=["avg_discount"]).nlargest(15, "avg_discount")
-        show(
-            px.bar(
-                discounts,
-                x="category_name",
-                y="avg_discount",
-                title="Average discount off list price (top 15)",
-                labels={"avg_discount": "Discount (share of list price)", "category_name": "Category"},
-            )
-        )
-    show(
-        px.bar(
-            stats.nlargest(15, "best_seller_count"),
-            x="category_name",
-            y="best_seller_count",
-            title="Best sellers per category (top 15)",
-            labels={"best_seller_count": "Best sellers", "category_name": "Category"},
-        )
-    )
+
+
+def category_lookup(stats: pd.DataFrame) -> None:
     name = st.text_input("Find a category", placeholder="e.g. luggage", key="category_lookup")
     if name:
-        found = stats[stats["category_name"].str.contains(name, case=False, regex=False)]
+        found = stats[stats["category_name"].str.contains(name, case=False, regex=False, na=False)]
         st.dataframe(found, hide_index=True, width="stretch")
 
 
@@ -204,14 +249,10 @@ def products_page() -> None:
     st.caption(f"{len(found)} product(s)")
     for product in found:
         image, details = st.columns([1, 4])
-        if product.get("imgUrl"):
-            image.image(product["imgUrl"], width=120)
-        details.markdown(
-            f"**[{product['title']}]({product['productURL']})**  \n"
-            f"{product['asin']} · {product.get('category_name') or 'category not yet arrived'} · "
-            f"${product['price']:,.2f} · {product['stars']}★ ({product['reviews']:,} reviews)"
-            f"{' · best seller' if product['isBestSeller'] else ''}"
-        )
+        picture = safe_url(product.get("imgUrl"))
+        if picture:
+            image.image(picture, width=120)
+        details.markdown(product_markdown(product))
 
 
 def pipeline_page() -> None:
@@ -220,14 +261,14 @@ def pipeline_page() -> None:
     if not status:
         st.info("The streaming job has not finished a micro-batch yet.")
         return
-    lag = status.get("lag", {})
+    lag = status.get("lag") if isinstance(status.get("lag"), dict) else {}
     cols = st.columns(4 + len(lag))
-    cols[0].metric("Last batch", f"#{status['batch_id']}")
-    cols[1].metric("Finished", f"{status['updated_at']:%H:%M:%S} UTC")
-    cols[2].metric("Rows/s", f"{status.get('processed_rows_per_second') or 0:,.0f}")
-    cols[3].metric("Batch duration", f"{(status.get('batch_duration_ms') or 0) / 1000:,.1f} s")
+    cols[0].metric("Last batch", f"#{identifier(status.get('batch_id'))}")
+    cols[1].metric("Finished", clock(status.get("updated_at")))
+    cols[2].metric("Rows/s", decimal(status.get("processed_rows_per_second"), 0))
+    cols[3].metric("Batch duration", seconds_from_ms(status.get("batch_duration_ms")))
     for col, (topic, behind) in zip(cols[4:], sorted(lag.items()), strict=True):
-        col.metric(f"Lag {topic}", f"{behind:,}")
+        col.metric(f"Lag {topic}", count(behind))
     st.subheader("Quarantine")
     st.dataframe(queries.quarantine_reasons(db), hide_index=True, width="stretch")
     st.dataframe(queries.latest_quarantined(db), hide_index=True, width="stretch")
@@ -243,8 +284,8 @@ def browser_page() -> None:
     documents = queries.browse(db, collection, field_name, field_value, int(page_number))
     st.caption(f"{len(documents)} document(s) on this page")
     for document in documents:
-        with st.expander(str(document["_id"])):
-            st.json({k: v if isinstance(v, int | float | str | bool | None) else str(v) for k, v in document.items()})
+        with st.expander(str(document.get("_id"))):
+            st.json(json_safe(document))
 
 
 PAGES = {
@@ -257,24 +298,30 @@ PAGES = {
 
 
 def guarded(page: Callable[[], None]) -> Callable[[], None]:
-    """A page that says so when MongoDB is unreachable, instead of showing a stack trace."""
+    """A page whose failure is shown on that page only, so the other tabs still render: a plain message
+    when MongoDB is unreachable, else the error's own words with its details folded away (and logged)."""
 
     @functools.wraps(page)
     def run() -> None:
         try:
             page()
-        except PyMongoError as error:
+        except ConnectionFailure as error:
             st.error(
-                f"MongoDB at {settings.mongo_uri} is unreachable ({error.__class__.__name__}). "
+                f"MongoDB at {redacted_uri(settings.mongo_uri)} is unreachable ({error.__class__.__name__}). "
                 "Start the stack with `make run`, or set MONGO_URI."
             )
+        except Exception as error:
+            log.exception("dashboard page %s failed", page.__name__)
+            st.error(f"This page failed: {error.__class__.__name__}: {markdown_text(error)}")
+            with st.expander("Details"):
+                st.exception(error)
 
     return run
 
 
 def main() -> None:
     st.title("Amazon products lakehouse")
-    st.caption(f"MongoDB {settings.mongo_uri} · database {settings.mongo_db}")
+    st.caption(f"MongoDB {redacted_uri(settings.mongo_uri)} · database {settings.mongo_db}")
     tabs = st.tabs(list(PAGES))
     with tabs[0]:
         st.fragment(run_every=REFRESH_SECONDS)(guarded(overview))()

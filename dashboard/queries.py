@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
 from pymongo import ASCENDING
 from pymongo.database import Database
 
+from dashboard.formatting import identifier
 from lakehouse import serving
 from lakehouse.mongo import mongo_client
 from lakehouse.settings import settings
@@ -33,7 +36,11 @@ CATEGORY_COLUMNS = [
     "bought_last_month",
     "avg_discount",
 ]
-NOT_YET_ARRIVED = "(category not yet arrived)"
+NUMERIC_CATEGORY_COLUMNS = [name for name in CATEGORY_COLUMNS if name != "category_name"]
+ALL_CATEGORIES = "All categories"
+# A field name starting with "$" is a query operator ($where runs JavaScript on the server), not a field.
+OPERATOR_PREFIX = "$"
+WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 
 
 def connect(uri: str = settings.mongo_uri, database: str = settings.mongo_db) -> Database:
@@ -42,25 +49,66 @@ def connect(uri: str = settings.mongo_uri, database: str = settings.mongo_db) ->
 
 def headline(db: Database) -> dict[str, Any]:
     summary = serving.summary(db)
+    newest = summary.get("newest_record_ts")
     return {
         "products": summary.get("products", 0),
         "categories": summary.get("categories", 0),
         "best_sellers": summary.get("best_sellers", 0),
         "avg_price": summary.get("avg_price"),
-        "freshness_seconds": serving.freshness_seconds(db),
+        "freshness_seconds": serving.freshness_seconds(db) if isinstance(newest, datetime) else None,
         "quarantined": db.quarantine.estimated_document_count(),
     }
 
 
-def category_stats(db: Database) -> pd.DataFrame:
-    frame = pd.DataFrame(serving.category_stats(db), columns=CATEGORY_COLUMNS)
-    frame["category_name"] = frame["category_name"].fillna(NOT_YET_ARRIVED)
+def with_numbers(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """`columns` as numbers, whatever was stored: a field null in every document arrives as an object column
+    of None, on which nlargest, means and log axes fail; missing or non-numeric values become NaN."""
+    return frame.assign(**{name: pd.to_numeric(frame[name], errors="coerce") for name in columns})
+
+
+def unnamed_category(category_id: object) -> str:
+    return f"(category {identifier(category_id)} not yet arrived)"
+
+
+def category_frame(documents: list[dict[str, Any]]) -> pd.DataFrame:
+    """gold_category_stats documents as one frame shape: numeric columns, a name for every category."""
+    frame = with_numbers(pd.DataFrame(documents, columns=CATEGORY_COLUMNS), NUMERIC_CATEGORY_COLUMNS)
+    names = frame["category_name"].astype(str)
+    named = frame["category_name"].notna() & (names.str.strip() != "")
+    frame["category_name"] = names.where(named, frame["category_id"].map(unnamed_category))
     return frame.sort_values(["product_count", "category_id"], ascending=[False, True], ignore_index=True)
+
+
+def category_stats(db: Database) -> pd.DataFrame:
+    return category_frame(serving.category_stats(db))
+
+
+def category_choices(stats: pd.DataFrame) -> dict[str, int | None]:
+    """The price chart's choices, label -> category_id; a name two categories share gets their ids."""
+    known = stats.dropna(subset=["category_id"])
+    shared = known["category_name"].duplicated(keep=False)
+    labels = known["category_name"].where(
+        ~shared, known["category_name"] + " (id " + known["category_id"].map(identifier) + ")"
+    )
+    return {ALL_CATEGORIES: None} | {
+        label: int(category_id) for label, category_id in zip(labels, known["category_id"], strict=True)
+    }
+
+
+def ranked(stats: pd.DataFrame, column: str, n: int) -> pd.DataFrame:
+    """The `n` rows with the largest `column`; rows without a value are no rank, so they are left out."""
+    return stats.dropna(subset=[column]).nlargest(n, column)
+
+
+def rated_categories(stats: pd.DataFrame) -> pd.DataFrame:
+    """Categories a rating-vs-price chart with a log price axis can place: rated, priced above zero."""
+    placeable = stats["avg_stars"].notna() & (stats["median_price"] > 0) & (stats["product_count"] > 0)
+    return stats[placeable]
 
 
 def top_categories(stats: pd.DataFrame, top_n: int, by: str = "product_count") -> pd.DataFrame:
     """The `top_n` categories by `by`, the rest of the products summed into 'Other'."""
-    top = stats.nlargest(top_n, by)[["category_name", "product_count"]]
+    top = ranked(stats, by, top_n)[["category_name", "product_count"]]
     rest = stats["product_count"].sum() - top["product_count"].sum()
     if rest > 0:
         top = pd.concat([top, pd.DataFrame([{"category_name": "Other", "product_count": rest}])])
@@ -72,7 +120,8 @@ def price_distribution(db: Database, category_id: int | None = None) -> pd.DataF
         serving.price_buckets(db, category_id), columns=["category_id", "bucket", "label", "product_count"]
     )
     return (
-        rows.groupby(["bucket", "label"], as_index=False)["product_count"]
+        with_numbers(rows, ["bucket", "product_count"])
+        .groupby(["bucket", "label"], as_index=False)["product_count"]
         .sum()
         .sort_values("bucket", ignore_index=True)
     )
@@ -93,7 +142,9 @@ def browse(
     if collection not in BROWSABLE:
         raise ValueError(f"not a browsable collection: {collection!r}")
     query: dict[str, Any] = {}
+    if field.startswith(OPERATOR_PREFIX):
+        raise ValueError(f"a field name cannot start with {OPERATOR_PREFIX!r}: {field!r}")
     if field and value:
-        query = {field: int(value)} if value.lstrip("-").isdigit() else {field: value}
+        query = {field: int(value)} if WHOLE_NUMBER.fullmatch(value) else {field: value}
     # In _id order, so a page walks the _id index instead of scanning the collection.
     return list(db[collection].find(query).sort("_id", ASCENDING).skip(page * page_size).limit(page_size))
