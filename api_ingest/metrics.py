@@ -1,4 +1,4 @@
-"""Prometheus metrics of the ingest API, served at GET /metrics.
+"""Prometheus metrics of the ingest API, served at GET /metrics (api_ingest/routes/operations.py).
 
 Requests by route and status, records accepted per topic, produce (commit) latency, and delivery errors.
 """
@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from fastapi import Request, Response
+from prometheus_client import Counter, Histogram
 
 from lakehouse.settings import settings
 
@@ -24,8 +24,6 @@ PRODUCE_SECONDS = Histogram(
 )
 DELIVERY_ERRORS = Counter("ingest_delivery_errors_total", "Requests answered 503: Kafka did not commit", ["topic"])
 
-router = APIRouter(tags=["operations"])
-
 
 def topic_kind(topic: str) -> str:
     """A bounded label: tests and deployments rename topics, the metric keeps two values."""
@@ -33,6 +31,7 @@ def topic_kind(topic: str) -> str:
 
 
 async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """HTTP middleware: counts and times every request by method, route template and status."""
     started = time.perf_counter()
     response = await call_next(request)
     route = request.scope.get("route")
@@ -40,9 +39,3 @@ async def count_requests(request: Request, call_next: Callable[[Request], Awaita
     REQUESTS.labels(request.method, path, str(response.status_code)).inc()
     REQUEST_SECONDS.labels(request.method, path).observe(time.perf_counter() - started)
     return response
-
-
-@router.get("/metrics")
-def metrics() -> Response:
-    """Prometheus text format."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

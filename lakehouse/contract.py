@@ -131,14 +131,18 @@ def csv_cell(spec: FieldSpec, cell: str) -> Any:
     raise ValueError(f"{spec.name}: not {TYPE_NAMES[spec.kind]}: {cell!r}")
 
 
-def describe_error(error: Mapping[str, Any]) -> str:
-    """One pydantic error as `field: message`, a pattern named in words ("productURL: not an http(s) URL
-    or empty") instead of the regex, and never echoing the input (it may be NaN or a lone surrogate)."""
-    field = ".".join(map(str, error.get("loc", ()))) or "record"
+def error_message(error: Mapping[str, Any]) -> str:
+    """A pydantic error's message, with a contract pattern named in words ("not an http(s) URL or empty")
+    instead of the regex. Never echoes the input (it may be NaN or a lone surrogate)."""
     pattern = (error.get("ctx") or {}).get("pattern")
     if error.get("type") == "string_pattern_mismatch" and pattern in PATTERN_NAMES:
-        return f"{field}: not {PATTERN_NAMES[pattern]}"
-    return f"{field}: {error.get('msg', 'invalid')}"
+        return f"not {PATTERN_NAMES[pattern]}"
+    return str(error.get("msg", "invalid"))
+
+
+def describe_error(error: Mapping[str, Any]) -> str:
+    """One pydantic error as `field: message` (see `error_message`)."""
+    return f"{'.'.join(map(str, error.get('loc', ()))) or 'record'}: {error_message(error)}"
 
 
 def validation_table(model: type[BaseModel]) -> str:
