@@ -94,6 +94,8 @@ def _envelope_rules() -> list[tuple[str, Column]]:
         ("value: not valid UTF-8", ~F.col("_is_utf8")),
         ("value: a lone surrogate escape (not Unicode text)", F.col("raw_value").rlike(LONE_SURROGATE_ESCAPE)),
         ("value: not one JSON object", ~F.coalesce(F.col("_is_json_object"), F.lit(False))),
+        # Spark's map keeps both entries (and a lookup finds the first); json.loads would keep the last.
+        ("value: a key appears twice", F.size("_fields") != F.size(F.array_distinct(F.map_keys("_fields")))),
     ]
 
 
@@ -115,7 +117,13 @@ def _mistyped_string(spec: FieldSpec) -> Column:
     of the same name counts too; nesting only occurs in fields the contract refuses or rescues."""
     if spec.kind != "string":
         return F.lit(False)
-    return F.col("_canonical").rlike('[{,]"' + re.escape(spec.name) + '":(?!"|null[,}])')
+    not_quoted = F.col("_canonical").rlike('[{,]"' + re.escape(spec.name) + '":(?!"|null[,}])')
+    # A number beyond a double (1e400) is re-written as the quoted "Infinity"; a real string reads unquoted.
+    value = F.col(f"record.{spec.name}")
+    overflowed = value.isin('"Infinity"', '"-Infinity"') & F.col("_canonical").contains(
+        F.concat(F.lit(f'"{spec.name}":'), value)
+    )
+    return not_quoted | overflowed
 
 
 def _java_pattern(pattern: str) -> str:

@@ -116,6 +116,21 @@ def broken_record(model: type[BaseModel]) -> st.SearchStrategy[str]:
     return build()
 
 
+def duplicated_key(model: type[BaseModel]) -> st.SearchStrategy[str]:
+    """A valid record with one of its keys written a second time, with a valid or a breaking value."""
+
+    @st.composite
+    def build(draw: st.DrawFn) -> str:
+        record = draw(valid_record(model))
+        other = draw(valid_record(model))
+        name = draw(st.sampled_from(list(record)))
+        second = draw(st.one_of(st.just(json.dumps(other[name])), BROKEN_JSON))
+        members = [_json_member(n, json.dumps(v)) for n, v in record.items()]
+        return "{" + ", ".join([*members, _json_member(name, second)]) + "}"
+
+    return build()
+
+
 ARBITRARY_JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | TEXT,
     lambda children: st.lists(children, max_size=3) | st.dictionaries(TEXT, children, max_size=3),
@@ -126,4 +141,4 @@ ARBITRARY_JSON = st.recursive(
 def any_json_value(model: type[BaseModel]) -> st.SearchStrategy[str]:
     """JSON texts without unknown fields (those the API refuses and the job rescues, by design) or anything."""
     valid = valid_record(model).map(json.dumps)
-    return st.one_of(valid, broken_record(model), broken_record(model), ARBITRARY_JSON)
+    return st.one_of(valid, broken_record(model), broken_record(model), duplicated_key(model), ARBITRARY_JSON)
