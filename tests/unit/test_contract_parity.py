@@ -143,6 +143,12 @@ CELL = st.one_of(
 )
 
 
+def without_nul(rows: list[list[str]]) -> list[list[str]]:
+    """Spark's CSV reader (univocity) takes NUL for its "no character" setting and drops it in some
+    positions: a known limit of the backfill (README.md, Validation), so the files here hold none."""
+    return [[cell.replace("\x00", "") for cell in row] for row in rows]
+
+
 def csv_text(header: list[str], rows: list[list[str]], crlf: bool, bom: bool) -> bytes:
     buffer = io.StringIO()
     # In a LF file Python's csv would leave a cell holding a bare CR unquoted, and then read that CR as a
@@ -186,7 +192,7 @@ def rows_of(model: type[BaseModel]) -> st.SearchStrategy[list[list[str]]]:
 def test_the_client_and_the_csv_backfill_agree_on_every_row(
     spark, tmp_path: Path, model, reader, parse, specs, data, crlf: bool, bom: bool
 ) -> None:
-    rows = [row for row in data.draw(rows_of(model)) if row]  # an empty row is a blank line: both skip it
+    rows = without_nul([row for row in data.draw(rows_of(model)) if row])  # an empty row: a blank line
     path = tmp_path / "rows.csv"
     path.write_bytes(csv_text(list(model.model_fields), rows, crlf, bom))
     client = client_verdicts(path, reader)
