@@ -117,6 +117,7 @@ test-integration: setup
 # Benchmarks print their figures beside a baseline measured in the same run (not part of make test).
 bench: setup $(MONGO_CANDIDATES)
 	$(PY) -m bench.ingest
+	$(PY) -m bench.validation --products 200000
 	$(PY) -m bench.mongo_servers --sizes 100000
 	$(PY) -m bench.pipeline_100k --products 100000
 
