@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,10 @@ from tests.strategies import TEXT, any_json_value, valid_record
 from tests.unit.test_spark_transforms import kafka_rows
 
 PARITY_SETTINGS = settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    # PARITY_EXAMPLES=120 for a longer search (9 minutes here); 15 keeps `make test` short.
+    max_examples=int(os.environ.get("PARITY_EXAMPLES", "15")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 ISSUE_INPUTS = [
     '{"asin": "B000000001", "title": "t", "stars": 1, "reviews": 1, "price": NaN, "category_id": 1}',
