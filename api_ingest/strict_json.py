@@ -31,6 +31,7 @@ MAX_PROBLEMS = 1_000
 # A decoded string can hold a surrogate only from a \u escape (the UTF-8 decoding refuses encoded ones).
 _MAYBE_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_MAYBE_OVERFLOW = re.compile(r"[eE][+-]?[0-9]{3}|[0-9]{300}")
 LONE_SURROGATE = "a \\u escape is half of a surrogate pair, not a character"
 
 
@@ -149,7 +150,12 @@ def _loads(text: str) -> tuple[Any, bool]:
         refused = refused or isinstance(value, _Refused)
         return value
 
-    value = json.loads(text, parse_constant=constant, parse_float=number, object_pairs_hook=obj)
+    # Only a number with a 3-digit exponent or 300+ digits can overflow a double: skip the per-float hook
+    # (a Python call per number) on the bodies that hold none.
+    may_overflow = _MAYBE_OVERFLOW.search(text) is not None
+    value = json.loads(
+        text, parse_constant=constant, parse_float=number if may_overflow else None, object_pairs_hook=obj
+    )
     return value, refused
 
 

@@ -10,6 +10,7 @@ Each rule has a name, the quarantine reason the job writes when a record breaks 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ def _constraints(field: FieldInfo) -> dict[str, Any]:
     return found
 
 
+@functools.cache
 def field_specs(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
     """The model's fields in declaration order. Raises ValueError for a type the layers cannot carry."""
     specs = []

@@ -17,6 +17,7 @@ Rules beyond the field types:
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -44,10 +45,15 @@ class Record(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def null_means_absent(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or None not in data.values():
             return data
-        defaulted = {name for name, field in cls.model_fields.items() if not field.is_required()}
+        defaulted = _defaulted_fields(cls)
         return {key: value for key, value in data.items() if not (value is None and key in defaulted)}
+
+
+@functools.cache
+def _defaulted_fields(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(name for name, field in model.model_fields.items() if not field.is_required())
 
 
 class Product(Record):
