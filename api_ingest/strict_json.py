@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_OBJECT_KEYS = 1_000
+# The streaming job's JSON parser (Jackson's StreamReadConstraints) refuses a number of more digits.
+MAX_NUMBER_DIGITS = 1_000
 MAX_PROBLEMS = 1_000
 
 # A decoded string can hold a surrogate only from a \u escape (the UTF-8 decoding refuses encoded ones).
@@ -66,12 +68,23 @@ _NON_FINITE = {
     for name in ("NaN", "Infinity", "-Infinity")
 }
 _TOO_LARGE = _Refused("json_non_finite_number", "the number is too large for a double")
+_TOO_LONG = _Refused("json_number_too_long", f"a number is written with more than {MAX_NUMBER_DIGITS} digits")
 _TOO_MANY_KEYS = _Refused("json_too_many_keys", f"an object has more than {MAX_OBJECT_KEYS} keys")
 
 
+def _too_long(text: str) -> bool:
+    return sum(char.isdigit() for char in text) > MAX_NUMBER_DIGITS
+
+
 def _finite_float(text: str) -> float | _Refused:
+    if _too_long(text):
+        return _TOO_LONG
     value = float(text)
     return value if math.isfinite(value) else _TOO_LARGE
+
+
+def _short_int(text: str) -> int | _Refused:
+    return _TOO_LONG if _too_long(text) else int(text)
 
 
 def _first_repeated(keys: list[str]) -> str:
@@ -144,18 +157,23 @@ def _loads(text: str) -> tuple[Any, bool]:
         refused = refused or isinstance(value, _Refused)
         return value
 
+    def whole(text: str) -> int | _Refused:
+        nonlocal refused
+        value = _short_int(text)
+        refused = refused or isinstance(value, _Refused)
+        return value
+
     def obj(pairs: list[tuple[str, Any]]) -> dict[str, Any] | _Refused:
         nonlocal refused
         value = _object(pairs)
         refused = refused or isinstance(value, _Refused)
         return value
 
-    # Only a number with a 3-digit exponent or 300+ digits can overflow a double: skip the per-float hook
-    # (a Python call per number) on the bodies that hold none.
-    may_overflow = _MAYBE_OVERFLOW.search(text) is not None
-    value = json.loads(
-        text, parse_constant=constant, parse_float=number if may_overflow else None, object_pairs_hook=obj
-    )
+    # Only a number with a 3-digit exponent or 300+ digits can overflow a double or pass MAX_NUMBER_CHARS:
+    # skip the per-number hooks (a Python call per number) on the bodies that hold none.
+    if _MAYBE_OVERFLOW.search(text) is None:
+        return json.loads(text, parse_constant=constant, object_pairs_hook=obj), refused
+    value = json.loads(text, parse_constant=constant, parse_float=number, parse_int=whole, object_pairs_hook=obj)
     return value, refused
 
 

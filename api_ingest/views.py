@@ -16,7 +16,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-_WEB_URL = re.compile(r"https?://[^\s\x00-\x1f\x7f]+", re.IGNORECASE)
+from lakehouse.schemas import URL_PATTERN
+
+_WEB_URL = re.compile(URL_PATTERN)  # the contract's: what the API accepts is what it serves
 
 
 def _text_or_none(value: Any) -> str | None:
@@ -46,7 +48,7 @@ def _datetime_or_none(value: Any) -> datetime | None:
 
 
 def _web_url_or_blank(value: Any) -> str:
-    return value if isinstance(value, str) and _WEB_URL.fullmatch(value) else ""
+    return value if isinstance(value, str) and value and _WEB_URL.fullmatch(value) else ""
 
 
 Text = Annotated[str | None, BeforeValidator(_text_or_none)]

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from lakehouse.contract import ABSENT, csv_cell, describe_error, field_specs
+from lakehouse.contract import ABSENT, check_header, csv_cell, describe_error, field_specs
 from lakehouse.schemas import Category, Product
 
 # Real titles can be far longer than csv's default 128 KiB field limit allows for a broken quote run.
@@ -46,7 +46,7 @@ def _describe(error: ValidationError) -> str:
 def convert_row(row: dict[str | None, Any], model: type[BaseModel]) -> dict[str, Any]:
     """One CSV row -> a validated JSON-ready dict, by the contract's cell rules (`lakehouse.contract.csv_cell`:
     an empty number cell is an absent field, not 0). Raises ValueError naming the field and value."""
-    if None in row:
+    if any(row.get(None) or ()):  # empty cells past the header (a trailing comma) are no data
         raise ValueError(f"more fields than the header has: {row[None]!r}")
     # A short row's missing cells are empty (csv.DictReader gives None), as Spark's CSV reader reads them.
     converted = {spec.name: csv_cell(spec, row.get(spec.name) or "") for spec in field_specs(model)}
@@ -63,14 +63,13 @@ def _line_breaks_as_lf(row: dict[str | None, Any]) -> dict[str | None, Any]:
 
 
 def _read(path: Path, model: type[BaseModel]) -> Iterator[Record | BadRow]:
-    # utf-8-sig: spreadsheets save "CSV UTF-8" with a byte-order mark before the header.
-    with path.open(newline="", encoding="utf-8-sig", errors="strict") as handle:
+    # utf-8-sig: spreadsheets save "CSV UTF-8" with a byte-order mark before the header. A byte that is not
+    # UTF-8 reads as U+FFFD, as Spark's CSV reader reads it for the backfill.
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
         crlf_file = handle.readline().endswith("\r\n")
         handle.seek(0)
         reader = csv.DictReader(handle)
-        missing = set(model.model_fields) - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"{path}: header lacks {', '.join(sorted(missing))}")
+        check_header(path, list(reader.fieldnames or ()), model)
         line = reader.line_num
         for row in reader:
             try:

@@ -81,7 +81,13 @@ CATEGORY_SPECS = field_specs(Category)
 
 
 def _number(value: float) -> str:
-    return f"{value:g}"
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def java_regex(pattern: str) -> str:
+    """A contract or CSV pattern for Java's regex (Spark's rlike): Unicode classes like Rust's and Python's,
+    and `$` only at the very end (Java's `$` also matches before a final line break: "10\\r")."""
+    return "(?U)" + (pattern[:-1] + r"\z" if pattern.endswith("$") else pattern)
 
 
 def rule_names(spec: FieldSpec) -> Iterator[tuple[str, str]]:
@@ -116,6 +122,18 @@ CSV_FALSE = ("false", "0")
 ABSENT: Any = object()
 
 
+def check_header(path: object, header: list[str], model: type[BaseModel]) -> None:
+    """Raises ValueError when a CSV header lacks a contract field (names are case-sensitive) or repeats a
+    name (ignoring case, as Spark resolves columns): the client and the backfill refuse the same files."""
+    missing = sorted(set(model.model_fields) - set(header))
+    if missing:
+        raise ValueError(f"{path}: header lacks {', '.join(missing)}")
+    lowered = [name.lower() for name in header]
+    repeated = sorted({name for name in header if lowered.count(name.lower()) > 1})
+    if repeated:
+        raise ValueError(f"{path}: header repeats {', '.join(repeated)} (names are compared ignoring case)")
+
+
 def csv_cell(spec: FieldSpec, cell: str) -> Any:
     """One CSV cell -> its JSON value. Returns `ABSENT` for an empty number or boolean cell (the field's
     default applies, or it is missing); raises ValueError naming the field for a text of the wrong kind."""
@@ -126,9 +144,10 @@ def csv_cell(spec: FieldSpec, cell: str) -> Any:
         return ABSENT
     if spec.kind == "bool" and text.lower() in CSV_TRUE + CSV_FALSE:
         return text.lower() in CSV_TRUE
-    if spec.kind == "int" and re.match(CSV_INT, text):
+    # fullmatch: `$` alone would also match before a final line break ("10\n"), which the backfill refuses.
+    if spec.kind == "int" and re.fullmatch(CSV_INT, text):
         return int(text.split(".")[0])
-    if spec.kind == "float" and re.match(CSV_FLOAT, text):
+    if spec.kind == "float" and re.fullmatch(CSV_FLOAT, text):
         return float(text)
     raise ValueError(f"{spec.name}: not {TYPE_NAMES[spec.kind]}: {cell!r}")
 

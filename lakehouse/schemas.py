@@ -10,7 +10,7 @@ Rules beyond the field types:
 - `null` for a field with a default means the field is absent (the default applies); for a required field
   it means missing.
 - Whole numbers fit a signed 64-bit integer (Spark's LongType, BSON's int64); floats are finite (JSON,
-  BSON and the dashboard's charts cannot carry NaN or Infinity).
+  BSON and the dashboard's charts cannot carry NaN or Infinity); prices are at most MAX_PRICE.
 - Strings are valid Unicode (no lone surrogates: they cannot be encoded as UTF-8 for Kafka).
 - URLs are http(s) or empty: the dashboard renders them as links and images.
 """
@@ -25,11 +25,16 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 # Amazon Standard Identification Numbers are 10 upper-case letters or digits (books use ISBN-10 digits).
 ASIN_PATTERN = r"^[A-Z0-9]{10}$"
 # Spelled out rather than (?i): the API (Rust regex) and the job (Java regex) fold case differently.
-URL_PATTERN = r"^(?:[Hh][Tt][Tt][Pp][Ss]?://\S+)?$"
+# No white space and no control characters (the dashboard and the read API serve nothing else as a URL).
+URL_PATTERN = r"^(?:[Hh][Tt][Tt][Pp][Ss]?://[^\s\x00-\x1F\x7F]+)?$"
 MAX_TITLE_LENGTH = 4_000
 MAX_URL_LENGTH = 2_048
 MAX_CATEGORY_NAME_LENGTH = 200
 INT64_MAX = 2**63 - 1
+# No product costs a billion dollars; the bound keeps gold's sums and averages over any number of products
+# finite in a double (at 1e308 two prices already overflow a sum: found by a review of issue #11).
+MAX_PRICE = 1_000_000_000.0
+Price = Annotated[float, Field(ge=0, le=MAX_PRICE)]
 
 Asin = Annotated[str, StringConstraints(strip_whitespace=True, pattern=ASIN_PATTERN)]
 Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_URL_LENGTH, pattern=URL_PATTERN)]
@@ -85,9 +90,9 @@ class Product(Record):
     productURL: Url = ""
     stars: float = Field(ge=0, le=5)
     reviews: Count
-    price: float = Field(ge=0)
+    price: Price
     # The Kaggle file writes 0.0 when a product has no list price.
-    listPrice: float = Field(0.0, ge=0)
+    listPrice: Price = 0.0
     category_id: Id
     isBestSeller: bool = False
     boughtInLastMonth: Count = 0

@@ -29,7 +29,17 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from lakehouse.contract import CSV_BLANKS, CSV_FALSE, CSV_FLOAT, CSV_INT, CSV_TRUE, FieldSpec, field_specs
+from lakehouse.contract import (
+    CSV_BLANKS,
+    CSV_FALSE,
+    CSV_FLOAT,
+    CSV_INT,
+    CSV_TRUE,
+    FieldSpec,
+    check_header,
+    field_specs,
+    java_regex,
+)
 from lakehouse.schemas import Category, Product
 from lakehouse.settings import Settings, settings
 from spark_jobs import events, lake
@@ -43,19 +53,27 @@ DERIVED_TABLES = ("silver", "gold", "events")
 
 
 CSV_OPTIONS = {"multiLine": True, "escape": '"'}  # titles hold quoted commas, quotes and line breaks
-EXTRA_CELLS = "_extra_cells"
+# Spark drops the cells of a row beyond its schema, so the schema carries this many spare columns: a row
+# with a non-empty cell among them is refused, as the client refuses it. Cells past them go unseen.
+EXTRA_COLUMNS = tuple(f"_extra_cell_{index}" for index in range(1, 65))
+
+
+def read_header(spark: SparkSession, path: str, model: type[BaseModel]) -> list[str]:
+    """The header's names as written (Spark would rename repeated ones). Raises ValueError, as the client
+    does, when a contract field is missing (names are case-sensitive) or a name repeats (ignoring case:
+    Spark resolves columns ignoring case)."""
+    [first] = spark.read.csv(path, header=False, **CSV_OPTIONS).limit(1).collect()
+    # "CSV UTF-8" files from spreadsheets start with a byte-order mark.
+    header = [(name or "").removeprefix("\ufeff") for name in first]
+    check_header(path, header, model)
+    return header
 
 
 def read_csv(spark: SparkSession, path: str, model: type[BaseModel]) -> DataFrame:
-    """A Kaggle-shaped CSV as text columns plus `_extra_cells` (non-null when a row has more cells than the
-    header; Spark would drop them silently). A short row's missing cells read as empty, like the client's.
-    Raises ValueError when the header lacks a contract field."""
-    # "CSV UTF-8" files from spreadsheets start with a byte-order mark.
-    header = [name.removeprefix("\ufeff") for name in spark.read.csv(path, header=True, **CSV_OPTIONS).columns]
-    missing = sorted(set(model.model_fields) - set(header))
-    if missing:
-        raise ValueError(f"{path}: header lacks {', '.join(missing)}")
-    schema = StructType([StructField(name, StringType()) for name in [*header, EXTRA_CELLS]])
+    """A Kaggle-shaped CSV as text columns plus EXTRA_COLUMNS. A short row's missing cells read as empty,
+    like the client's. Raises ValueError for a header the client refuses too (`read_header`)."""
+    header = read_header(spark, path, model)
+    schema = StructType([StructField(name, StringType()) for name in [*header, *EXTRA_COLUMNS]])
     return spark.read.csv(path, header=True, enforceSchema=True, schema=schema, **CSV_OPTIONS)
 
 
@@ -70,16 +88,16 @@ def _cell_member(spec: FieldSpec) -> F.Column:
     booleans by the contract's cell syntax, empty cells absent, and a text of the wrong kind sent as a
     string, so the job's own rules quarantine the row with the field's name."""
     cell = F.coalesce(F.col(spec.name), F.lit(""))  # Spark reads an empty cell as null
-    text = F.regexp_replace(cell, f"^[{CSV_BLANKS}]+|[{CSV_BLANKS}]+$", "")
+    text = F.regexp_replace(cell, f"^[{CSV_BLANKS}]+|[{CSV_BLANKS}]+\\z", "")
     if spec.kind == "string":
         return _json_member(spec.name, cell)
     if spec.kind == "bool":
         lowered = F.lower(text)
         typed = F.when(lowered.isin(*CSV_TRUE), True).when(lowered.isin(*CSV_FALSE), False)
     elif spec.kind == "int":
-        typed = F.when(text.rlike(CSV_INT), F.split(text, r"\.")[0].cast("decimal(38,0)"))
+        typed = F.when(text.rlike(java_regex(CSV_INT)), F.split(text, r"\.")[0].cast("decimal(38,0)"))
     else:
-        typed = F.when(text.rlike(CSV_FLOAT), text.cast("double"))
+        typed = F.when(text.rlike(java_regex(CSV_FLOAT)), text.cast("double"))
     return F.when(text == "", None).otherwise(F.coalesce(_json_member(spec.name, typed), _json_member(spec.name, cell)))
 
 
@@ -88,10 +106,12 @@ def json_records(rows: DataFrame, model: type[BaseModel], key: str) -> DataFrame
     than the header gets a value that is not JSON, naming the fault, so the job quarantines it."""
     members = [_cell_member(spec) for spec in field_specs(model)]
     record = F.concat(F.lit("{"), F.concat_ws(",", *members), F.lit("}"))
-    too_long = F.concat(F.lit("CSV row with more cells than the header: "), F.col(EXTRA_CELLS))
+    extra_cells = F.concat_ws(",", *EXTRA_COLUMNS)
+    too_long = F.concat(F.lit("CSV row with more cells than the header: "), extra_cells)
+    # Empty cells past the header (a trailing comma) are no data, for the client too.
     return rows.select(
         F.trim(F.col(key)).alias("key"),
-        F.when(F.col(EXTRA_CELLS).isNull(), record).otherwise(too_long).alias("json"),
+        F.when(F.concat_ws("", *EXTRA_COLUMNS) == "", record).otherwise(too_long).alias("json"),
     )
 
 

@@ -38,7 +38,8 @@ def category_stats(products: DataFrame) -> DataFrame:
             F.max("price").alias("max_price"),
             F.sum(F.col("isBestSeller").cast("int")).alias("best_seller_count"),
             F.avg(F.when(is_rated, F.col("stars"))).alias("avg_stars"),
-            F.sum("boughtInLastMonth").alias("bought_last_month"),
+            # A double: a sum of 64-bit counts can pass 2^63 and Spark's long sum would wrap around.
+            F.sum(F.col("boughtInLastMonth").cast("double")).alias("bought_last_month"),
             F.avg(F.when(has_list_price, 1 - F.col("price") / F.col("listPrice"))).alias("avg_discount"),
         )
         .select(F.col("category_id").alias("_id"), "*")

@@ -7,13 +7,14 @@ partition, so for one asin (or category id) a higher offset is a later record.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 
-from lakehouse.contract import CATEGORY_SPECS, PRODUCT_SPECS, FieldSpec, rule_names
+from lakehouse.contract import CATEGORY_SPECS, PRODUCT_SPECS, FieldSpec, java_regex, rule_names
 from spark_jobs.schemas import CATEGORY_SCHEMA, PRODUCT_SCHEMA
 
 KAFKA_COLUMNS = ("_topic", "_partition", "_offset", "_kafka_ts")
@@ -137,20 +138,21 @@ def _mistyped_string(spec: FieldSpec) -> Column:
     if spec.kind != "string":
         return F.lit(False)
     canonical, member = F.col("_canonical"), f'"{spec.name}":'
-    # Plain substring searches, not a regex: five string fields on every record.
+    # Usually the name occurs once: plain substring checks. Else (nested objects, keys ending in the name)
+    # the regex looks at every occurrence that is a member and refuses if any is not a string.
     at = F.instr(canonical, member)
     after = at + len(member)
+    once = F.instr(canonical.substr(after, F.length(canonical)), member) == 0
     is_member = canonical.substr(at - 1, F.lit(1)).isin("{", ",")
-    not_quoted = is_member & (canonical.substr(after, F.lit(1)) != '"') & (canonical.substr(after, F.lit(4)) != "null")
+    unquoted_once = (
+        is_member & (canonical.substr(after, F.lit(1)) != '"') & (canonical.substr(after, F.lit(4)) != "null")
+    )
+    unquoted_any = canonical.rlike('[{,]"' + re.escape(spec.name) + '":(?!"|null[,}])')
+    not_quoted = F.when(once, unquoted_once).otherwise(unquoted_any)
     # A number beyond a double (1e400) is re-written as the quoted "Infinity"; a real string reads unquoted.
     value = F.col(f"record.{spec.name}")
     overflowed = value.isin('"Infinity"', '"-Infinity"') & canonical.contains(F.concat(F.lit(member), value))
     return not_quoted | overflowed
-
-
-def _java_pattern(pattern: str) -> str:
-    """A contract pattern for Java's regex: Unicode classes like Rust's, and `$` only at the very end."""
-    return "(?U)" + (pattern[:-1] + r"\z" if pattern.endswith("$") else pattern)
 
 
 def _failure(spec: FieldSpec, rule: str) -> Column:
@@ -165,7 +167,7 @@ def _failure(spec: FieldSpec, rule: str) -> Column:
         "le": lambda: value > spec.le,
         "min_length": lambda: F.length(value) < spec.min_length,
         "max_length": lambda: F.length(value) > spec.max_length,
-        "pattern": lambda: ~value.rlike(_java_pattern(spec.pattern or "")),
+        "pattern": lambda: ~value.rlike(java_regex(spec.pattern or "")),
     }
     return conditions[rule]()
 

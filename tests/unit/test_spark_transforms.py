@@ -108,6 +108,10 @@ def test_values_no_sink_can_hold_are_quarantined(spark) -> None:
             raw + ', "isBestSeller": 1}',
             raw + ', "listPrice": "1.5"}',
             raw + ', "listPrice": null, "isBestSeller": null}',
+            # Found by review: the first "title" in the text is not always the record's.
+            '{"meta": {"title": "s"}, ' + raw[1:].replace('"title": "t"', '"title": 5') + "}",
+            '{"x\\"title": "s", ' + raw[1:].replace('"title": "t"', '"title": 5') + "}",
+            raw.replace('"price": 1.5', '"price": 1e308') + "}",
         ],
     ) == [
         "value: not one JSON object",
@@ -122,6 +126,9 @@ def test_values_no_sink_can_hold_are_quarantined(spark) -> None:
         "isBestSeller: not true or false",
         "listPrice: not a number",
         None,
+        "title: not a string",
+        "title: not a string",
+        "price: above 1000000000",
     ]
 
 
@@ -200,3 +207,14 @@ def test_gold_price_buckets_count_every_product_once(spark, generated) -> None:
     got = buckets.groupby("bucket")["product_count"].sum().sort_index()
     assert got.tolist() == expected.tolist()
     assert gold.price_bucket_label(0) == "$0-5" and gold.price_bucket_label(10) == "$5,000+"
+
+
+def test_gold_sums_of_64_bit_counts_do_not_wrap_around(spark) -> None:
+    """Two products at 2^62 bought last month: Spark's long sum would give -2^63 (found by review)."""
+    products = spark.createDataFrame(
+        [("A", 7, "c", 1.0, 0.0, 4.0, 1, False, 2**62), ("B", 7, "c", 2.0, 0.0, 4.0, 1, False, 2**62)],
+        "asin string, category_id long, category_name string, price double, listPrice double, stars double, "
+        "reviews long, isBestSeller boolean, boughtInLastMonth long",
+    )
+    [row] = gold.category_stats(products).collect()
+    assert row["bought_last_month"] == 2.0**63

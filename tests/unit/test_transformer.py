@@ -106,3 +106,27 @@ def test_a_spreadsheet_csv_utf8_file_reads_like_the_plain_file(tmp_path: Path) -
     categories = tmp_path / "amazon_categories.csv"
     categories.write_bytes(b"\xef\xbb\xbfid,category_name\r\n1,Toys\r\n")
     assert list(read_categories(categories)) == [Record(2, {"id": 1, "category_name": "Toys"})]
+
+
+def test_empty_cells_past_the_header_are_no_data_but_a_value_there_refuses_the_row(tmp_path: Path) -> None:
+    path = write(tmp_path, "B0000000A1,t,,,4,3,1.5,,7,,,\nB0000000A2,t,,,4,3,1.5,,7,,,,x\n")
+    first, second = read_products(path)
+    assert isinstance(first, Record) and first.data["asin"] == "B0000000A1"
+    assert second == BadRow(3, "more fields than the header has: ['', 'x']")
+
+
+def test_a_byte_that_is_not_utf8_reads_as_the_replacement_character(tmp_path: Path) -> None:
+    """As Spark's CSV reader reads it for the backfill; the other rows go on (it used to stop the client)."""
+    path = tmp_path / "amazon_products.csv"
+    path.write_bytes(HEADER.encode() + b"B0000000A1,Ti\xfftle,,,4,3,1.5,,7,,\nB0000000A2,t,,,4,3,1.5,,7,,\n")
+    assert [item.data["title"] for item in read_products(path)] == ["Ti\ufffdtle", "t"]
+
+
+def test_a_header_that_repeats_a_name_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "amazon_products.csv"
+    path.write_text(HEADER.replace("listPrice", "Price"))
+    with pytest.raises(ValueError, match="header lacks listPrice"):
+        list(read_products(path))
+    path.write_text(HEADER.strip() + ",PRICE\n")
+    with pytest.raises(ValueError, match="header repeats PRICE, price"):
+        list(read_products(path))
