@@ -281,7 +281,11 @@ def browser_page() -> None:
     field_name = field.text_input("Field", placeholder="e.g. category_id", key="browse_field")
     field_value = value.text_input("Equals", placeholder="e.g. 104", key="browse_value")
     page_number = page.number_input("Page", min_value=0, value=0, step=1, key="browse_page")
-    documents = queries.browse(db, collection, field_name, field_value, int(page_number))
+    try:
+        documents = queries.browse(db, collection, field_name, field_value, int(page_number))
+    except queries.RefusedQuery as refused:
+        st.warning(markdown_text(refused))
+        return
     st.caption(f"{len(documents)} document(s) on this page")
     for document in documents:
         with st.expander(str(document.get("_id"))):

@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from contextlib import suppress
 from datetime import datetime
+from decimal import Decimal
+from numbers import Integral
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,11 +24,16 @@ MARKDOWN_ACTIVE = re.compile(r"([\\`*_\[\]<>#|~$])")
 # In a Markdown link target these would end the target or open an autolink; they are percent-encoded.
 LINK_TARGET_ENCODING = {"(": "%28", ")": "%29", "<": "%3C", ">": "%3E"}
 JSON_SCALARS = (str, int, bool, type(None))
+INTEGER_TEXT = re.compile(r"\s*[+-]?[0-9]+\s*")
 
 
-def number(value: object) -> float | None:
+def number(value: object) -> int | float | None:
     """A finite number (numeric text too, as pd.to_numeric reads it), or None for None, NaN, infinities and
-    anything else."""
+    anything else. Integers (Python's, NumPy's, digits alone) stay exact ints: a float has 53 bits, so an id
+    or count above 2**53 would lose its last digits."""
+    exact = integer(value)
+    if exact is not None:
+        return exact
     try:
         result = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -33,25 +41,44 @@ def number(value: object) -> float | None:
     return result if math.isfinite(result) else None
 
 
+def integer(value: object) -> int | None:
+    """`value` as an exact int when it is an integer or integer text, else None (floats are not read here)."""
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, str) and INTEGER_TEXT.fullmatch(value):
+        with suppress(ValueError):  # more than 4,300 digits: float() reads it, as infinity
+            return int(value)
+    return None
+
+
+def fixed(amount: float, places: int) -> str:
+    """`amount` with thousands separators and `places` decimals. Through Decimal, which formats a float as
+    the "f" format does but an int exactly (the "f" format turns an int into a float first)."""
+    return f"{Decimal(amount):,.{places}f}"
+
+
 def count(value: object) -> str:
     amount = number(value)
-    return MISSING if amount is None else f"{amount:,.0f}"
+    return MISSING if amount is None else fixed(amount, 0)
 
 
 def identifier(value: object) -> str:
-    """A whole-number id as written in the data (no thousands separator), "?" when there is none."""
+    """A whole-number id as written in the data (no thousands separator), exact however large; "?" when
+    there is none (nothing, NaN, a fraction)."""
     amount = number(value)
-    return "?" if amount is None else str(int(amount))
+    if isinstance(amount, float) and amount.is_integer():
+        amount = int(amount)
+    return str(amount) if isinstance(amount, int) else "?"
 
 
 def money(value: object) -> str:
     amount = number(value)
-    return MISSING if amount is None else f"${amount:,.2f}"
+    return MISSING if amount is None else f"${fixed(amount, 2)}"
 
 
 def decimal(value: object, places: int = 1, unit: str = "") -> str:
     amount = number(value)
-    return MISSING if amount is None else f"{amount:,.{places}f}{unit}"
+    return MISSING if amount is None else f"{fixed(amount, places)}{unit}"
 
 
 def seconds_from_ms(value: object) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from pymongo.database import Database
 from dashboard.formatting import identifier
 from lakehouse import serving
 from lakehouse.mongo import mongo_client
+from lakehouse.schemas import INT64_MAX
 from lakehouse.settings import settings
 
 BROWSABLE = (
@@ -40,7 +42,16 @@ NUMERIC_CATEGORY_COLUMNS = [name for name in CATEGORY_COLUMNS if name != "catego
 ALL_CATEGORIES = "All categories"
 # A field name starting with "$" is a query operator ($where runs JavaScript on the server), not a field.
 OPERATOR_PREFIX = "$"
+# BSON writes a field name as a C string, so pymongo refuses to send one with a NUL in it (InvalidDocument).
+NUL = "\0"
 WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+# BSON's widest integer is a signed 64-bit one; a longer number cannot be sent (OverflowError).
+INT64_MIN = -INT64_MAX - 1
+INT64_DIGITS = len(str(INT64_MAX))
+
+
+class RefusedQuery(ValueError):
+    """A data-browser query the dashboard will not send; its message says why, for the page to show."""
 
 
 def connect(uri: str = settings.mongo_uri, database: str = settings.mongo_db) -> Database:
@@ -70,12 +81,25 @@ def unnamed_category(category_id: object) -> str:
     return f"(category {identifier(category_id)} not yet arrived)"
 
 
+def as_text(ids: pd.Series, shown: Callable[[object], str]) -> pd.Series:
+    """`shown` of each id. Not Series.map: on a column of whole numbers with <NA>, map hands the function
+    floats, and 2**63 - 1 arrives as 2**63."""
+    return pd.Series([shown(category_id) for category_id in ids], index=ids.index, dtype=object)
+
+
+def exact_integers(values: pd.Series) -> pd.Series:
+    """`values` as numbers, whole ones kept exact: with one missing value a plain numeric column is float64,
+    which rounds an id above 2**53 (2**63 - 1 would become 2**63), so missing values are <NA> instead."""
+    return pd.to_numeric(values, errors="coerce", dtype_backend="numpy_nullable")
+
+
 def category_frame(documents: list[dict[str, Any]]) -> pd.DataFrame:
     """gold_category_stats documents as one frame shape: numeric columns, a name for every category."""
-    frame = with_numbers(pd.DataFrame(documents, columns=CATEGORY_COLUMNS), NUMERIC_CATEGORY_COLUMNS)
+    stored = pd.DataFrame(documents, columns=CATEGORY_COLUMNS, dtype=object)  # as stored: no float64 guess
+    frame = with_numbers(stored, NUMERIC_CATEGORY_COLUMNS).assign(category_id=exact_integers(stored["category_id"]))
     names = frame["category_name"].astype(str)
     named = frame["category_name"].notna() & (names.str.strip() != "")
-    frame["category_name"] = names.where(named, frame["category_id"].map(unnamed_category))
+    frame["category_name"] = names.where(named, as_text(frame["category_id"], unnamed_category))
     return frame.sort_values(["product_count", "category_id"], ascending=[False, True], ignore_index=True)
 
 
@@ -88,7 +112,7 @@ def category_choices(stats: pd.DataFrame) -> dict[str, int | None]:
     known = stats.dropna(subset=["category_id"])
     shared = known["category_name"].duplicated(keep=False)
     labels = known["category_name"].where(
-        ~shared, known["category_name"] + " (id " + known["category_id"].map(identifier) + ")"
+        ~shared, known["category_name"] + " (id " + as_text(known["category_id"], identifier) + ")"
     )
     return {ALL_CATEGORIES: None} | {
         label: int(category_id) for label, category_id in zip(labels, known["category_id"], strict=True)
@@ -140,11 +164,31 @@ def browse(
     db: Database, collection: str, field: str = "", value: str = "", page: int = 0, page_size: int = 25
 ) -> list[dict[str, Any]]:
     if collection not in BROWSABLE:
-        raise ValueError(f"not a browsable collection: {collection!r}")
-    query: dict[str, Any] = {}
-    if field.startswith(OPERATOR_PREFIX):
-        raise ValueError(f"a field name cannot start with {OPERATOR_PREFIX!r}: {field!r}")
-    if field and value:
-        query = {field: int(value)} if WHOLE_NUMBER.fullmatch(value) else {field: value}
+        raise RefusedQuery(f"not a browsable collection: {collection!r}")
+    check_field_name(field)
+    query = {field: equals(value)} if field and value else {}
     # In _id order, so a page walks the _id index instead of scanning the collection.
     return list(db[collection].find(query).sort("_id", ASCENDING).skip(page * page_size).limit(page_size))
+
+
+def check_field_name(field: str) -> None:
+    if field.startswith(OPERATOR_PREFIX):
+        raise RefusedQuery(f"a field name cannot start with {OPERATOR_PREFIX!r}: {field!r}")
+    if NUL in field:
+        raise RefusedQuery(f"a field name cannot contain a NUL character: {field!r}")
+
+
+def equals(value: str) -> str | dict[str, list[str | int]]:
+    """What a typed value matches. Digits alone may be stored as text or as a number (a book's ASIN
+    0316769487 is text, category_id 104 a number), so they match either; the number only when it fits BSON."""
+    number = int64(value)
+    return value if number is None else {"$in": [value, number]}
+
+
+def int64(text: str) -> int | None:
+    """`text` as a signed 64-bit integer, or None when it is not a whole number or does not fit."""
+    # The length check comes first: int() refuses text of more than 4,300 digits.
+    if not WHOLE_NUMBER.fullmatch(text) or len(text.lstrip("-").lstrip("0")) > INT64_DIGITS:
+        return None
+    number = int(text)
+    return number if INT64_MIN <= number <= INT64_MAX else None

@@ -60,7 +60,7 @@ def get_product(asin: str, db: DatabaseDep) -> dict[str, Any]:
     with mongo_or_503():
         product = serving.find_product(db, asin)
     if product is None:
-        raise ApiError.single(404, "not_found", f"no product with asin {asin!r}", ["path", "asin"])
+        raise ApiError.single(404, "not_found", "no product with this asin", ["path", "asin"])
     return product
 
 

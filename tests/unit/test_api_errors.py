@@ -206,6 +206,21 @@ def test_unknown_paths_methods_and_records_are_shaped(client: TestClient) -> Non
     assert missing.status_code == 404 and len(shaped(missing)[0]["message"]) <= 500
 
 
+@pytest.mark.parametrize("asin", ["B000000404", "A" * 500, "x' OR '1'='1"])
+def test_an_unknown_product_is_a_404_that_does_not_echo_the_asin(client: TestClient, asin: str) -> None:
+    response = client.get(f"/products/{asin}")
+    assert response.status_code == 404
+    assert shaped(response) == [
+        {
+            "type": "not_found",
+            "loc": ["path", "asin"],
+            "message": "no product with this asin",
+            "index": None,
+            "field": "asin",
+        }
+    ]
+
+
 HOSTILE_STORED = {
     "asin": "B000000BAD",
     "title": 12,

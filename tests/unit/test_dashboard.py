@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import socket
 from datetime import datetime
+from typing import Any
 
+import bson
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -22,6 +25,7 @@ from dashboard.formatting import (
 )
 from dashboard.queries import (
     CATEGORY_COLUMNS,
+    RefusedQuery,
     browse,
     category_choices,
     category_frame,
@@ -235,3 +239,110 @@ def test_category_choices_tell_apart_categories_that_share_a_label() -> None:
 def test_the_data_browser_refuses_query_operators_as_field_names() -> None:
     with pytest.raises(ValueError, match=r"cannot start with '\$'"):
         browse(None, "products", "$where", "sleep(1000)")  # type: ignore[arg-type]
+
+
+class RecordingCollection:
+    """A collection that encodes each query as pymongo would send it, and keeps it."""
+
+    def __init__(self) -> None:
+        self.queries: list[dict[str, Any]] = []
+
+    def find(self, query: dict[str, Any]) -> RecordingCollection:
+        bson.encode(query)  # InvalidDocument, OverflowError: what pymongo would raise before sending
+        self.queries.append(query)
+        return self
+
+    def sort(self, *_args: Any) -> RecordingCollection:
+        return self
+
+    def skip(self, _count: int) -> RecordingCollection:
+        return self
+
+    def limit(self, _count: int) -> list[dict[str, Any]]:
+        return []
+
+
+def browsed_query(field: str, value: str) -> dict[str, Any]:
+    products = RecordingCollection()
+    assert browse({"products": products}, "products", field, value) == []  # type: ignore[arg-type]
+    [query] = products.queries
+    return query
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "query"),
+    [
+        ("asin", "0316769487", {"asin": {"$in": ["0316769487", 316769487]}}),
+        ("category_id", "104", {"category_id": {"$in": ["104", 104]}}),
+        ("category_id", "-3", {"category_id": {"$in": ["-3", -3]}}),
+        ("id", str(2**63 - 1), {"id": {"$in": [str(2**63 - 1), 2**63 - 1]}}),
+        ("id", str(-(2**63)), {"id": {"$in": [str(-(2**63)), -(2**63)]}}),
+        ("id", "0" * 30 + "7", {"id": {"$in": ["0" * 30 + "7", 7]}}),
+        ("id", str(2**63), {"id": str(2**63)}),
+        ("id", "99999999999999999999", {"id": "99999999999999999999"}),
+        ("id", "9" * 5000, {"id": "9" * 5000}),
+        ("asin", "B014TMV5YE", {"asin": "B014TMV5YE"}),
+        ("title", "12.5", {"title": "12.5"}),
+        ("asin", "", {}),
+        ("", "0316769487", {}),
+    ],
+)
+def test_the_data_browser_matches_digits_as_text_or_as_a_number_that_fits_int64(
+    field: str, value: str, query: dict[str, Any]
+) -> None:
+    assert browsed_query(field, value) == query
+
+
+def test_the_data_browser_refuses_a_field_name_with_a_nul() -> None:
+    products = RecordingCollection()
+    with pytest.raises(RefusedQuery, match="cannot contain a NUL character"):
+        browse({"products": products}, "products", "asin\x00x", "B014TMV5YE")  # type: ignore[arg-type]
+    assert products.queries == []
+    assert browsed_query("title", "a\x00b") == {"title": "a\x00b"}, "a NUL in a value is valid BSON"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (2**63 - 1, "9223372036854775807"),
+        (np.int64(2**63 - 1), "9223372036854775807"),
+        (str(2**63 - 1), "9223372036854775807"),
+        (9007199254740993, "9007199254740993"),
+        (np.uint64(2**64 - 1), "18446744073709551615"),
+        (float(2**63), "9223372036854775808"),
+    ],
+)
+def test_an_id_above_2_to_the_53_is_shown_exactly(value: object, shown: str) -> None:
+    assert identifier(value) == shown
+
+
+def test_an_id_that_is_a_fraction_is_not_a_whole_number() -> None:
+    assert (identifier(1.5), identifier(1234.0), identifier(-7)) == ("?", "1234", "-7")
+
+
+def test_big_counts_and_amounts_keep_every_digit() -> None:
+    assert count(2**63 - 1) == "9,223,372,036,854,775,807"
+    assert count(np.int64(9007199254740993)) == "9,007,199,254,740,993"
+    assert count("9007199254740993") == "9,007,199,254,740,993"
+    assert money(9007199254740993) == "$9,007,199,254,740,993.00"
+    assert decimal(2**63 - 1, 1, " s") == "9,223,372,036,854,775,807.0 s"
+    assert (count(1.5), count(2.5), money(2.675), decimal(2.25)) == ("2", "2", "$2.67", "2.2")
+
+
+def test_an_unnamed_category_keeps_its_exact_id_when_another_has_none() -> None:
+    documents = [
+        {"category_id": 2**63 - 1, "category_name": None, "product_count": 2},
+        {"category_id": 9007199254740993, "category_name": "", "product_count": 1},
+        {"category_id": None, "category_name": None, "product_count": 0},
+    ]
+    frame = category_frame(documents)
+    assert frame["category_name"].tolist() == [
+        "(category 9223372036854775807 not yet arrived)",
+        "(category 9007199254740993 not yet arrived)",
+        "(category ? not yet arrived)",
+    ]
+    assert category_choices(frame) == {
+        "All categories": None,
+        "(category 9223372036854775807 not yet arrived)": 2**63 - 1,
+        "(category 9007199254740993 not yet arrived)": 9007199254740993,
+    }
