@@ -82,8 +82,10 @@ def run_checks(spark: SparkSession, config: Settings = settings) -> list[Check]:
     tables = lake.LakeTables(config.lakehouse_dir)
     db = serving_db(config)
     bronze = spark.read.format("delta").load(tables.bronze)
-    products = transforms.parse_products(bronze.where(F.col("_topic") == config.kafka_topic_products))
-    categories = transforms.parse_categories(bronze.where(F.col("_topic") == config.kafka_topic_categories))
+    # Persisted, as the job does: a filter on `_error` pushed below the parse would inline the JSON parse
+    # into every rule that reads a field (hundreds of parses per record).
+    products = transforms.parse_products(bronze.where(F.col("_topic") == config.kafka_topic_products)).persist()
+    categories = transforms.parse_categories(bronze.where(F.col("_topic") == config.kafka_topic_categories)).persist()
     silver_products = spark.read.format("delta").load(tables.silver_products)
     silver_categories = spark.read.format("delta").load(tables.silver_categories)
     invalid = transforms.quarantined(products).unionByName(transforms.quarantined(categories))
@@ -94,7 +96,7 @@ def run_checks(spark: SparkSession, config: Settings = settings) -> list[Check]:
     gold_summary = spark.read.format("delta").load(tables.gold("summary")).first()
     silver_count = silver_products.count()
     mongo_summary = db.gold_summary.find_one() or {}
-    return [
+    checks = [
         kafka_vs_bronze(config, bronze),
         compare_sets(
             "valid products in bronze = silver products",
@@ -122,6 +124,9 @@ def run_checks(spark: SparkSession, config: Settings = settings) -> list[Check]:
             mongo_summary.get("products", 0),
         ),
     ]
+    products.unpersist()
+    categories.unpersist()
+    return checks
 
 
 def _ids(collection: Any) -> list[Any]:
