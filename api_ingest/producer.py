@@ -8,7 +8,9 @@
   POSTs share broker round trips instead of paying a commit each.
 - With an Idempotency-Key, the same transaction also writes the key and the answer to a compacted
   topic. A repeated key gets the stored answer and produces nothing, so a batch retried after a lost
-  answer reaches the readers once.
+  answer reaches the readers once, also when it reaches another API process (see IdempotencyLog).
+- Any number of API processes can run side by side (uvicorn --workers, replicas): each has its own
+  transactional ids (process_transactional_ids), so none fences another.
 - The producers are librdkafka's (confluent-kafka): lz4, idempotent, in a pool because a producer holds
   one open transaction at a time. kafka-python topped out near 16k records/s here (bench/ingest.py).
 """
@@ -18,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Sequence
@@ -28,7 +32,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from lakehouse.committed import read_committed, topic_ends
+from lakehouse.committed import CommittedReader
+from lakehouse.kafka_admin import KafkaAdmin
 from lakehouse.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,42 +84,81 @@ def producer_config(settings: Settings, transactional_id: str | None) -> dict[st
     }
 
 
+def process_transactional_ids(prefix: str, count: int) -> list[str]:
+    """`count` transactional ids no other process uses: `<prefix>-<pid>-<random>-<index>`.
+
+    Several API processes with the same settings (uvicorn --workers, replicas sharing KAFKA_TRANSACTIONAL_ID)
+    would otherwise fence each other's producers. Since KIP-447 (Kafka 2.5) a transactional id no longer
+    needs to be stable per input partition, so a fresh one per process is safe. The trade-off: a process
+    started after a crash does not fence the dead one's open transaction; the broker aborts it after
+    `transaction.timeout.ms` (60 s), and until then read_committed readers stop at it: the streaming job
+    waits, and IdempotencyLog does not see keys committed after it.
+    Each id stays in the broker's transaction state until `transactional.id.expiration.ms` (7 days) idle.
+    """
+    process = f"{os.getpid()}-{secrets.token_hex(3)}"
+    return [f"{prefix}-{process}-{index}" for index in range(count)]
+
+
 class IdempotencyLog:
-    """The committed Idempotency-Keys, read back from their compacted topic (read_committed)."""
+    """The Idempotency-Keys every API process committed, read from their compacted topic (read_committed).
+
+    Any number of API processes write the topic, so a key not known here may have been committed by
+    another one since this process last read it: a miss first reads on, from the last position read up to
+    the topic's current committed end (its last stable offset), and only then answers "not seen". The
+    first miss reads the whole topic; its consumer stays open, so later misses fetch only what is new
+    (about 10-20 ms per keyed request on the local broker).
+
+    What remains: two requests with the same key in flight at the same moment on two processes both miss
+    and both commit (Kafka has no lock across processes); the records then are twice in the topic and in
+    bronze, and the job's versioned upserts make the second copy change nothing in silver and MongoDB.
+    Within one process the RecordProducer's key locks prevent it.
+
+    `get` raises DeliveryError when the topic cannot be read within KAFKA_DELIVERY_TIMEOUT_SECONDS.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._receipts: dict[str, Receipt] = {}
-        self._loaded = False
+        self._admin = KafkaAdmin(settings.kafka_bootstrap_servers, settings.kafka_delivery_timeout_seconds)
+        self._reader: CommittedReader | None = None
         self._lock = threading.Lock()
 
     def get(self, key: str) -> Receipt | None:
         with self._lock:
-            if not self._loaded:
-                self._load()
+            if key not in self._receipts:
+                self._catch_up()
             return self._receipts.get(key)
 
     def remember(self, key: str, receipt: Receipt) -> None:
         with self._lock:
             self._receipts[key] = receipt
 
-    def invalidate(self) -> None:
-        """After a transaction of unknown outcome: the topic, not memory, knows whether it committed."""
+    def close(self) -> None:
         with self._lock:
-            self._loaded = False
+            self._drop_reader()
 
-    def _load(self) -> None:
-        topic, bootstrap = self.settings.kafka_topic_idempotency, self.settings.kafka_bootstrap_servers
-        timeout_s = self.settings.kafka_delivery_timeout_seconds
-        group = f"{self.settings.transactional_id_prefix}-idempotency"
+    def _catch_up(self) -> None:
+        """Read what was committed since the last read. A transaction still open (of unknown outcome after
+        an UncertainOutcome, or another process's) is past the last stable offset: read once it ends."""
+        topic, timeout_s = self.settings.kafka_topic_idempotency, self.settings.kafka_delivery_timeout_seconds
         try:
-            ends = topic_ends(bootstrap, topic, timeout_s)
-            messages = read_committed(bootstrap, ends, timeout_s, group)
-            self._receipts = {m.key().decode(): Receipt.decode(m.value()) for m in messages}
+            ends = self._admin.end_offsets([topic], committed_only=True)
+            for message in self._following_reader().read_to(ends, timeout_s):
+                self._receipts[message.key().decode()] = Receipt.decode(message.value())
         except (KafkaException, TimeoutError) as error:
+            self._drop_reader()  # the next miss reads the topic again from its beginning
             raise DeliveryError(f"cannot read the idempotency keys from {topic}: {error}") from error
-        self._loaded = True
-        log.info("loaded %d idempotency keys from %s", len(self._receipts), topic)
+
+    def _following_reader(self) -> CommittedReader:
+        if self._reader is None:
+            group = f"{self.settings.transactional_id_prefix}-idempotency"
+            self._reader = CommittedReader(self.settings.kafka_bootstrap_servers, group)
+        return self._reader
+
+    def _drop_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
 
 class TransactionalProducer:
@@ -141,7 +185,7 @@ class TransactionalProducer:
         if self._producer is None:
             producer = Producer(producer_config(self.settings, self.transactional_id))
             try:
-                # Fences an earlier producer with this id and completes or aborts its open transaction.
+                # After an UncertainOutcome: fences this slot's earlier producer, ending its open transaction.
                 producer.init_transactions(_remaining(deadline))
             except KafkaException as error:
                 raise DeliveryError(f"Kafka transactions unavailable: {error}") from error
@@ -232,8 +276,8 @@ class RecordProducer:
         self.timeout_s = settings.kafka_delivery_timeout_seconds
         self.idempotency = IdempotencyLog(settings)
         self._pool: queue.Queue[TransactionalProducer] = queue.Queue()
-        for index in range(settings.api_producer_pool):
-            self._pool.put(TransactionalProducer(settings, f"{settings.transactional_id_prefix}-{index}"))
+        for transactional_id in process_transactional_ids(settings.transactional_id_prefix, settings.api_producer_pool):
+            self._pool.put(TransactionalProducer(settings, transactional_id))
         self._key_locks = [threading.Lock() for _ in range(64)]
         self._single = DeliveryReports(settings)
 
@@ -276,15 +320,13 @@ class RecordProducer:
             raise DeliveryError(f"no producer free within {self.timeout_s:.0f}s") from None
         try:
             producer.commit(records, deadline)
-        except UncertainOutcome:
-            self.idempotency.invalidate()
-            raise
         finally:
             self._pool.put(producer)
 
     def close(self) -> None:
         """Takes each producer from the pool in turn (waiting for a request using it) and flushes it."""
         self._single.close(self.timeout_s)
+        self.idempotency.close()
         for _ in range(self.settings.api_producer_pool):
             producer = self._pool.get()
             producer.close(self.timeout_s)

@@ -37,30 +37,70 @@ def topic_ends(bootstrap_servers: str, topic: str, timeout_s: float) -> Ends:
     return KafkaAdmin(bootstrap_servers, timeout_s).end_offsets([topic], committed_only=True)
 
 
-def read_committed(bootstrap_servers: str, ends: Ends, timeout_s: float, group: str) -> Iterator[Message]:
-    """Every committed record below `ends`. Aborted records and transaction markers are skipped by the
-    consumer, so a partition is done when its position (not a record) reaches its end."""
-    consumer = _consumer(bootstrap_servers, group)
-    wanted = {partition: end for partition, end in ends.items() if end > 0}
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for topic, p in wanted])
-    deadline = time.monotonic() + timeout_s
-    try:
+class CommittedReader:
+    """A read_committed consumer kept open between reads: each read goes on from where the last one stopped,
+    so a reader that follows a growing topic fetches only what is new. Not thread-safe."""
+
+    # Short, so a read ends as soon as the positions reach the ends instead of waiting for a full batch.
+    CONSUME_WAIT_S = 0.002
+
+    def __init__(self, bootstrap_servers: str, group: str) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self._consumer = _consumer(bootstrap_servers, group)
+        self._assigned: set[tuple[str, int]] = set()
+
+    def read_to(self, ends: Ends, timeout_s: float) -> Iterator[Message]:
+        """Every committed record below `ends` not read before, and those past them that came in the same
+        fetches (for a reader that follows a topic, new records too); a partition read for the first time
+        starts at its beginning. Aborted records and transaction markers are skipped by the consumer, so a
+        partition is done when its position (not a record) reaches its end.
+
+        Raises TimeoutError when the ends are not reached within `timeout_s` seconds, KafkaException on a
+        fatal consumer error.
+        """
+        self._assign([partition for partition, end in ends.items() if end > 0])
+        wanted = self._behind(ends)
+        deadline = time.monotonic() + timeout_s
         while wanted:
             if time.monotonic() > deadline:
                 raise TimeoutError(
-                    f"could not read {bootstrap_servers} up to the end offsets {wanted} in {timeout_s:.0f}s"
+                    f"could not read {self.bootstrap_servers} up to the end offsets {wanted} in {timeout_s:.0f}s"
                 )
-            for message in consumer.consume(10_000, timeout=0.5):
+            for message in self._consumer.consume(10_000, timeout=self.CONSUME_WAIT_S):
                 error = message.error()
                 if error is not None and error.fatal():
                     raise KafkaException(error)
-                if error is None and message.offset() < wanted.get((message.topic(), message.partition()), 0):
+                if error is None:
                     yield message
-            positions = consumer.position([TopicPartition(topic, p) for topic, p in wanted])
-            wanted = {
-                (tp.topic, tp.partition): wanted[(tp.topic, tp.partition)]
-                for tp in positions
-                if tp.offset < wanted[(tp.topic, tp.partition)]
-            }
+            wanted = self._behind(wanted)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def _assign(self, partitions: list[tuple[str, int]]) -> None:
+        new = [
+            TopicPartition(topic, p, OFFSET_BEGINNING) for topic, p in partitions if (topic, p) not in self._assigned
+        ]
+        if new:
+            self._consumer.incremental_assign(new)
+            self._assigned.update((tp.topic, tp.partition) for tp in new)
+
+    def _behind(self, ends: Ends) -> Ends:
+        """The partitions of `ends` whose position has not reached their end (no position yet: not read)."""
+        positions = self._consumer.position([TopicPartition(topic, p) for topic, p in ends if ends[(topic, p)] > 0])
+        return {
+            (tp.topic, tp.partition): ends[(tp.topic, tp.partition)]
+            for tp in positions
+            if tp.offset < ends[(tp.topic, tp.partition)]
+        }
+
+
+def read_committed(bootstrap_servers: str, ends: Ends, timeout_s: float, group: str) -> Iterator[Message]:
+    """Every committed record below `ends`, each partition from its beginning (see CommittedReader.read_to)."""
+    reader = CommittedReader(bootstrap_servers, group)
+    try:
+        for message in reader.read_to(ends, timeout_s):
+            if message.offset() < ends.get((message.topic(), message.partition()), 0):
+                yield message
     finally:
-        consumer.close()
+        reader.close()

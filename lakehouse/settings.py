@@ -33,8 +33,8 @@ class Settings(BaseSettings):
     kafka_topic_partitions: int = Field(3, gt=0)
     kafka_replication_factor: int = Field(1, gt=0)
     kafka_delivery_timeout_seconds: float = Field(10.0, gt=0)
-    # Unique per API process; empty means "api-<host>-<port>". A restarted process with the same id fences
-    # its previous incarnation's open transactions.
+    # The prefix of the API's transactional ids; empty means "api-<host>-<port>". Each API process adds its
+    # pid and a random part, so processes sharing it never fence each other (api_ingest/producer.py).
     kafka_transactional_id: str = ""
     api_producer_pool: int = Field(4, gt=0)
 
@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     spark_jars_dir: Path = PROJECT_ROOT / "build" / "jars" / "spark"
     stream_trigger_seconds: float = Field(2.0, gt=0)
     stream_max_offsets_per_trigger: int = Field(50_000, gt=0)
+    # Spark's Kafka `failOnDataLoss`: true stops the job when records it has not read are gone from Kafka
+    # (retention, deleted records); false skips them, for one start after such a stop (spark_jobs/supervisor.py).
+    stream_fail_on_data_loss: bool = True
     # Crash tests only: the job SIGKILLs itself right after this step of a micro-batch ("mongo", "gold", ...).
     stream_crash_after_step: str = ""
 
@@ -95,6 +98,7 @@ class Settings(BaseSettings):
 
     @property
     def transactional_id_prefix(self) -> str:
+        """KAFKA_TRANSACTIONAL_ID, else `api-<host>-<port>`; not an id itself: see process_transactional_ids."""
         return self.kafka_transactional_id or f"api-{socket.gethostname()}-{self.api_port}"
 
 

@@ -44,6 +44,8 @@ class LocalStack:
         self.env = settings_env(settings) | {
             "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
             "PYSPARK_PYTHON": self.python,
+            # Spark's UI binds to SPARK_LOCAL_IP (else every interface); the local stack serves loopback only.
+            "SPARK_LOCAL_IP": settings.spark_driver_host,
         }
 
     def process(self, name: str) -> ServiceProcess:
@@ -64,23 +66,23 @@ class LocalStack:
         if "dashboard" in wanted:
             self.start_dashboard()
 
-    def start_api(self, timeout: float = 60.0) -> None:
+    def start_api(self, timeout: float = 60.0, workers: int = 1) -> None:
+        """uvicorn serving the API; `workers` > 1 runs that many worker processes behind its one port."""
         process = self.process("api")
-        process.start(
-            [
-                self.python,
-                "-m",
-                "uvicorn",
-                "api_ingest.main:app",
-                "--host",
-                self.settings.api_host,
-                "--port",
-                str(self.settings.api_port),
-                "--no-access-log",
-            ],
-            env=self.env,
-            cwd=PROJECT_ROOT,
-        )
+        command = [
+            self.python,
+            "-m",
+            "uvicorn",
+            "api_ingest.main:app",
+            "--host",
+            self.settings.api_host,
+            "--port",
+            str(self.settings.api_port),
+            "--no-access-log",
+        ]
+        if workers > 1:
+            command += ["--workers", str(workers)]
+        process.start(command, env=self.env, cwd=PROJECT_ROOT)
         if not wait_until(lambda: _http_ok(f"{self.settings.api_url}/health"), timeout):
             raise RuntimeError(f"the API did not start in {timeout:.0f}s:\n{process.log_tail()}")
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from spark_jobs.consistency import Check, compare_sets
+from spark_jobs.consistency import Check, compare_sets, report
 
 
 def test_equal_key_sets_agree() -> None:
@@ -18,3 +18,20 @@ def test_a_divergence_names_the_keys_on_each_side() -> None:
 def test_equal_counts_with_different_keys_still_diverge() -> None:
     assert not compare_sets("x", ["a"], ["b"]).ok
     assert not Check("gold = silver", 10, 9).ok
+
+
+def test_missing_tables_are_reported_as_empty_and_do_not_fail_the_check() -> None:
+    lines, exit_code = report([Check("silver = MongoDB", 0, 0)], ["silver/categories", "gold/summary"])
+    assert lines == [
+        "missing   silver/categories: no Delta table yet, read as empty",
+        "missing   gold/summary: no Delta table yet, read as empty",
+        "ok        silver = MongoDB: 0 vs 0",
+        "1 of 1 checks agree",
+    ]
+    assert exit_code == 0
+
+
+def test_a_divergence_exits_1() -> None:
+    lines, exit_code = report([Check("a", 1, 1), Check("gold = silver", 10, 9)], [])
+    assert lines[-1] == "1 of 2 checks agree: DIVERGENCE"
+    assert exit_code == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import yaml
@@ -19,6 +20,7 @@ DOCUMENTED_PORTS = {
     "mongo-express": 8081,
     "kafka-ui": 8080,
     "spark-master": 8090,
+    "spark-job": 4040,
     "jupyter": 8888,
 }
 
@@ -44,6 +46,21 @@ def test_ports_are_the_documented_ones() -> None:
     for service, port in DOCUMENTED_PORTS.items():
         assert f"{port}:{port}" in SERVICES[service]["ports"], service
         assert str(port) in (ROOT / "README.md").read_text(), f"README does not document {service}'s port"
+
+
+def readme_port_table() -> dict[str, str]:
+    """The README's port table: port -> its docker-compose column."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    first_row = lines.index("| port | service | changed by | local stack | docker-compose |") + 2
+    rows = itertools.takewhile(lambda line: line.startswith("| "), lines[first_row:])
+    return {cells[0]: cells[-1] for cells in (row.strip("| ").split(" | ") for row in rows)}
+
+
+def test_the_readme_port_table_lists_exactly_the_published_ports() -> None:
+    published = {int(mapping.split(":")[0]) for service in SERVICES.values() for mapping in service.get("ports", [])}
+    table = readme_port_table()
+    assert {int(port) for port, compose in table.items() if compose.startswith("published")} == published
+    assert {"9093", "4040", "29092"} <= set(table), "the controller, the Spark UI and the internal listener"
 
 
 def test_images_are_real_and_pinned() -> None:
@@ -77,3 +94,13 @@ def test_applications_use_the_same_variable_names_as_local_mode() -> None:
 
 def test_mongo_cache_is_capped() -> None:
     assert SERVICES["mongo"]["command"] == ["--wiredTigerCacheSizeGB", "0.5"]
+
+
+def test_ingest_topics_are_stamped_by_the_broker_as_in_the_local_stack() -> None:
+    """Record versions are the broker's append time (spark_jobs/topic_guard.py refuses other topics)."""
+    from stack.kafka import INGEST_TOPIC_CONFIG
+
+    assert SERVICES["kafka"]["environment"]["KAFKA_LOG_MESSAGE_TIMESTAMP_TYPE"] == "LogAppendTime"
+    created = " ".join(SERVICES["kafka-init"]["command"])
+    assert created.count("--config message.timestamp.type=LogAppendTime") == 1  # in the loop over the 3 topics
+    assert INGEST_TOPIC_CONFIG == {"message.timestamp.type": "LogAppendTime"}
