@@ -11,25 +11,34 @@ guard `{_id: key, _v: {$lte: version}}`:
   with that `_id` and the server refuses it with a duplicate-key error (11000). That is a stale write: it
   is counted, not raised, and the newer document stays.
 
-The job hands this class documents (`_id` already set) and names, never MongoDB filters. Every other write
-error is raised, so the micro-batch fails and is replayed from its checkpoint.
+A document the server cannot store must not block its topic. Each one is first checked against what BSON
+and MongoDB can hold (`sink_problem`); one that fails is rejected with that reason and the others are sent.
+A bulk that still fails is narrowed down: a write error names its document; a bulk refused whole, or a
+dropped connection, is retried in halves until the document that fails is alone, and it is rejected when it
+fails alone while the server still answers a ping. Rejected documents come back in `WriteStats.rejected`;
+the job quarantines them. A server that does not answer (or says it cannot write now) is raised, so the
+micro-batch fails and is replayed from its checkpoint.
+
+The job hands this class documents (`_id` already set) and names, never MongoDB filters.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
+from bson.errors import BSONError
 from pymongo import ASCENDING, ReplaceOne, UpdateMany
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
 
 from lakehouse.mongo import serving_db
 from lakehouse.settings import Settings
+from spark_jobs.bson_limits import MAX_DOCUMENT_BYTES, shown, sink_problem, value_problem
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +47,15 @@ DUPLICATE_KEY = 11000
 # to stay far below the 48 MB message limit with 4 KB titles (1,000 x ~10 KB).
 BULK_CHUNK = 1_000
 
+# Error codes that blame the server, not a document (pymongo's not-primary and retryable codes, authentication,
+# time limits, write concern, write conflicts): raised for a replay, never turned into rejected documents.
+SERVER_SIDE_CODES = frozenset(
+    {6, 7, 13, 18, 50, 64, 89, 91, 112, 134, 189, 262, 9001, 10058, 10107, 11600, 11602, 13435, 13436}
+)
+# What a bulk can fail with because of one of its documents: the server's refusal, a dropped connection, or
+# the driver's own encoding of it.
+DOCUMENT_FAILURES = (PyMongoError, BSONError, OverflowError, UnicodeEncodeError)
+
 # What the read API's and the dashboard's queries filter and sort by (checked with explain in the tests):
 # products of a category a page at a time in asin order, and the newest quarantined records.
 INDEXES: dict[str, list[tuple[str, ...]]] = {
@@ -45,22 +63,36 @@ INDEXES: dict[str, list[tuple[str, ...]]] = {
     "quarantine": [("_kafka_ts",), ("reason",)],
 }
 
-
 DERIVED_COLLECTIONS = ("products", "categories", "quarantine")
+# What a quarantine record keeps when it cannot be stored whole: what finds it in Kafka, and why it is there.
+QUARANTINE_COORDINATES = ("_id", "_topic", "_partition", "_offset", "_kafka_ts", "key", "reason")
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A document the sink cannot store: its `_id` (`key`) and why (`reason`, `sink: <field> ... (<limit>)`).
+    `document` is the document itself (a served product carries its Kafka coordinates); not compared."""
+
+    key: Any
+    reason: str
+    document: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass
 class WriteStats:
-    """What one call wrote: documents inserted or replaced, and stale ones refused by the version guard."""
+    """What one call wrote: documents inserted or replaced, stale ones refused by the version guard, and the
+    documents the sink rejected (every one, in input order within a chunk)."""
 
     written: int = 0
     stale: int = 0
     stale_keys: list[Any] = field(default_factory=list, compare=False)  # a few examples, for the log
+    rejected: list[Rejected] = field(default_factory=list)
 
     def add(self, other: WriteStats) -> None:
         self.written += other.written
         self.stale += other.stale
         self.stale_keys = (self.stale_keys + other.stale_keys)[:5]
+        self.rejected = self.rejected + other.rejected
 
 
 def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -69,26 +101,82 @@ def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def guarded_replace(document: dict[str, Any]) -> ReplaceOne:
+def guarded_replace(document: Mapping[str, Any]) -> ReplaceOne:
     """Replace the stored document unless it carries a newer `_v`; insert when there is none."""
     return ReplaceOne({"_id": document["_id"], "_v": {"$lte": document["_v"]}}, document, upsert=True)
 
 
-def replace_by_id(document: dict[str, Any]) -> ReplaceOne:
+def replace_by_id(document: Mapping[str, Any]) -> ReplaceOne:
     """For documents that carry no version: what the batch computed replaces what is stored."""
     return ReplaceOne({"_id": document["_id"]}, document, upsert=True)
 
 
-def _bulk(collection: Collection, operations: Sequence[Any]) -> WriteStats:
+def checked(documents: Iterable[Mapping[str, Any]], max_bytes: int) -> tuple[list[Mapping[str, Any]], list[Rejected]]:
+    """`documents` split into those the sink can send and those `sink_problem` rejects (input order kept)."""
+    storable, rejected = [], []
+    for document in documents:
+        reason = sink_problem(document, max_bytes)
+        if reason is None:
+            storable.append(document)
+        else:
+            rejected.append(Rejected(document.get("_id"), reason, document))
+    return storable, rejected
+
+
+def reduced_quarantine(document: Mapping[str, Any], reason: str) -> dict[str, Any]:
+    """A quarantine record the sink refused, cut to what finds and explains it: its storable coordinates, key
+    and reason, `raw_value` replaced by a note naming the sink's `reason`, `raw_length` the raw value's length
+    (characters; None when unknown)."""
+    kept = {
+        name: document[name]
+        for name in QUARANTINE_COORDINATES
+        if name in document and value_problem(document[name], name) is None
+    }
+    raw, length = document.get("raw_value"), document.get("raw_length")
+    if not isinstance(length, int):
+        length = len(raw) if isinstance(raw, str | bytes) else None
+    return kept | {"raw_value": f"(not stored: {reason})", "raw_length": length}
+
+
+# Sending and narrowing down -----------------------------------------------------------------------------------
+
+
+def _bulk(collection: Collection, documents: Sequence[Mapping[str, Any]], operations: list[Any]) -> WriteStats:
+    """One unordered bulk; per-document write errors become stale or rejected documents. Raises what is not
+    about the documents (write concern errors, server-side codes) and what fails the bulk as a whole."""
     try:
-        result = collection.bulk_write(list(operations), ordered=False)
+        result = collection.bulk_write(operations, ordered=False)
         return WriteStats(written=result.upserted_count + result.matched_count)
     except BulkWriteError as error:
         details = error.details
-        if details["writeConcernErrors"] or any(e["code"] != DUPLICATE_KEY for e in details["writeErrors"]):
+        errors = details["writeErrors"]
+        if details["writeConcernErrors"] or any(e["code"] in SERVER_SIDE_CODES for e in errors):
             raise
-        stale = [e["op"]["q"]["_id"] for e in details["writeErrors"]]
-        return WriteStats(written=details["nUpserted"] + details["nMatched"], stale=len(stale), stale_keys=stale[:5])
+        stale = [documents[e["index"]].get("_id") for e in errors if e["code"] == DUPLICATE_KEY]
+        rejected = [
+            Rejected(documents[e["index"]].get("_id"), _refusal(e["errmsg"], e["code"]), documents[e["index"]])
+            for e in errors
+            if e["code"] != DUPLICATE_KEY
+        ]
+        return WriteStats(
+            written=details["nUpserted"] + details["nMatched"],
+            stale=len(stale),
+            stale_keys=stale[:5],
+            rejected=rejected,
+        )
+
+
+def _refusal(message: str, code: int | None) -> str:
+    return f"sink: MongoDB refused it: {shown(message)} (code {code})"
+
+
+def _failure_reason(error: Exception) -> str:
+    """The reason of a document that failed alone with `error`."""
+    if isinstance(error, OperationFailure):
+        return _refusal(str((error.details or {}).get("errmsg", error)), error.code)
+    if isinstance(error, ConnectionFailure):
+        return f"sink: the server drops the connection on it ({shown(str(error))})"
+    return f"sink: BSON cannot encode it ({shown(str(error))})"
 
 
 class MongoSink:
@@ -97,6 +185,7 @@ class MongoSink:
     def __init__(self, db: Database, chunk_size: int = BULK_CHUNK) -> None:
         self.db = db
         self.chunk_size = chunk_size
+        self.max_document_bytes = MAX_DOCUMENT_BYTES
 
     @classmethod
     def connect(cls, config: Settings) -> MongoSink:
@@ -104,22 +193,73 @@ class MongoSink:
         return cls(serving_db(config, app_name="amazon-lakehouse-job"), config.mongo_bulk_size)
 
     def setup(self) -> None:
-        """Ping the server (fail fast with the URI's error) and create the indexes the readers need.
-        Creating them on an empty collection is cheap; on one already indexed it is a no-op."""
-        self.db.command("ping")
+        """Ask the server its document size limit (fail fast with the URI's error) and create the indexes the
+        readers need. Creating them on an empty collection is cheap; on one already indexed it is a no-op."""
+        hello = self.db.command("hello")
+        self.max_document_bytes = int(hello.get("maxBsonObjectSize", MAX_DOCUMENT_BYTES))
         for collection, keys in INDEXES.items():
             for fields in keys:
                 self.db[collection].create_index([(field, ASCENDING) for field in fields])
 
     def _write(
-        self, collection: Collection, documents: Iterable[dict[str, Any]], operation: Callable[..., ReplaceOne]
+        self,
+        collection: Collection,
+        documents: Iterable[Mapping[str, Any]],
+        operation: Callable[[Mapping[str, Any]], ReplaceOne],
     ) -> WriteStats:
         stats = WriteStats()
         for chunk in chunks(documents, self.chunk_size):
-            stats.add(_bulk(collection, [operation(d) for d in chunk]))
+            storable, rejected = checked(chunk, self.max_document_bytes)
+            stats.add(WriteStats(rejected=rejected))
+            stats.add(self._send(collection, storable, [operation(d) for d in storable]))
         return stats
 
-    def _upsert_versioned(self, collection: Collection, documents: Iterable[dict[str, Any]]) -> WriteStats:
+    def _send(
+        self, collection: Collection, documents: Sequence[Mapping[str, Any]], operations: list[Any]
+    ) -> WriteStats:
+        """Writes `operations` (the i-th made from the i-th document); when the bulk fails as a whole, its
+        halves are sent apart until the failing document is alone. Raises when the server is the problem."""
+        if not operations:
+            return WriteStats()
+        try:
+            return _bulk(collection, documents, operations)
+        except BulkWriteError:
+            raise  # _bulk lets through only what is not about one document
+        except DOCUMENT_FAILURES as error:
+            self._raise_unless_about_documents(error)
+            if len(operations) == 1:
+                return self._send_alone(collection, documents[0], operations[0], error)
+            middle = len(operations) // 2
+            stats = self._send(collection, documents[:middle], operations[:middle])
+            stats.add(self._send(collection, documents[middle:], operations[middle:]))
+            return stats
+
+    def _send_alone(
+        self, collection: Collection, document: Mapping[str, Any], operation: Any, error: Exception
+    ) -> WriteStats:
+        if isinstance(error, ConnectionFailure):
+            # A connection can drop for the network's own reasons: the document is blamed when it fails twice.
+            try:
+                return _bulk(collection, [document], [operation])
+            except BulkWriteError:
+                raise
+            except DOCUMENT_FAILURES as again:
+                self._raise_unless_about_documents(again)
+                error = again
+        return WriteStats(rejected=[Rejected(document.get("_id"), _failure_reason(error), document)])
+
+    def _raise_unless_about_documents(self, error: Exception) -> None:
+        """Raises `error` when the server, not a document, is the problem: a server-side code, or no ping."""
+        if isinstance(error, OperationFailure) and (
+            error.code in SERVER_SIDE_CODES or error.has_error_label("RetryableWriteError")
+        ):
+            raise error
+        try:
+            self.db.command("ping")
+        except PyMongoError as unanswered:
+            raise error from unanswered
+
+    def _upsert_versioned(self, collection: Collection, documents: Iterable[Mapping[str, Any]]) -> WriteStats:
         stats = self._write(collection, documents, guarded_replace)
         if stats.stale:
             # The job writes silver's current rows, so MongoDB holding newer versions means it is ahead of
@@ -132,38 +272,60 @@ class MongoSink:
             )
         return stats
 
-    def upsert_products(self, documents: Iterable[dict[str, Any]]) -> WriteStats:
-        return self._upsert_versioned(self.db.products, documents)
+    def upsert_products(self, documents: Iterable[Mapping[str, Any]]) -> WriteStats:
+        """Products by asin, version-guarded. Every document is written, stale, or in `rejected`."""
+        return _logged(self.db.products, self._upsert_versioned(self.db.products, documents))
 
-    def upsert_categories(self, documents: list[dict[str, Any]]) -> WriteStats:
+    def upsert_categories(self, documents: Iterable[Mapping[str, Any]]) -> WriteStats:
         """Categories, and the name of every product of a category whose served name this changes. The
         products are renamed first: the category document, written last, marks the rename as done, so a
-        batch replayed after a crash between the two renames them again."""
+        batch replayed after a crash between the two renames them again. A category the sink rejects (or
+        whose rename the server refuses) is in `rejected`, and its products keep their name."""
+        storable, rejected = checked(documents, self.max_document_bytes)
         stored = {
             d["_id"]: d.get("category_name")
-            for d in self.db.categories.find({"_id": {"$in": [d["_id"] for d in documents]}}, {"category_name": 1})
+            for d in self.db.categories.find({"_id": {"$in": [d["_id"] for d in storable]}}, {"category_name": 1})
         }
-        renamed = {d["_id"]: d["category_name"] for d in documents if stored.get(d["_id"]) != d["category_name"]}
-        self._rename_products(renamed)
-        return self._upsert_versioned(self.db.categories, documents)
+        renaming = self._rename_products([d for d in storable if stored.get(d["_id"]) != d.get("category_name")])
+        not_renamed = {id(r.document) for r in renaming.rejected}
+        stats = self._upsert_versioned(self.db.categories, [d for d in storable if id(d) not in not_renamed])
+        stats.rejected = rejected + renaming.rejected + stats.rejected
+        return _logged(self.db.categories, stats)
 
-    def _rename_products(self, names: dict[int, str]) -> None:
+    def _rename_products(self, categories: list[Mapping[str, Any]]) -> WriteStats:
+        """Only `rejected` counts: `written` would be products matched, not categories."""
         operations = [
-            UpdateMany({"category_id": category_id, "category_name": {"$ne": name}}, {"$set": {"category_name": name}})
-            for category_id, name in names.items()
+            UpdateMany(
+                {"category_id": d["_id"], "category_name": {"$ne": d.get("category_name")}},
+                {"$set": {"category_name": d.get("category_name")}},
+            )
+            for d in categories
         ]
-        if operations:
-            self.db.products.bulk_write(operations, ordered=False)
+        return self._send(self.db.products, categories, operations)
 
-    def insert_quarantined(self, documents: Iterable[dict[str, Any]]) -> WriteStats:
-        """A quarantined record never changes (its `_id` is its Kafka coordinates): a replay rewrites it."""
-        return self._write(self.db.quarantine, documents, replace_by_id)
+    def insert_quarantined(self, documents: Iterable[Mapping[str, Any]]) -> WriteStats:
+        """A quarantined record never changes (its `_id` is its Kafka coordinates): a replay rewrites it.
 
-    def replace_gold(self, name: str, documents: list[dict[str, Any]]) -> None:
-        """A small derived collection (`gold_<name>`) whose new contents replace the old ones."""
+        `rejected` lists the records that could not be stored as they were; they are already handled (stored
+        as `reduced_quarantine`, or, when even that fails, logged as an ERROR and skipped), so the caller must
+        not quarantine them again. Raises only when the server is unreachable, never for one record."""
+        stats = _logged(self.db.quarantine, self._write(self.db.quarantine, documents, replace_by_id))
+        if stats.rejected:
+            reduced = [reduced_quarantine(r.document, r.reason) for r in stats.rejected]
+            fallback = self._write(self.db.quarantine, reduced, replace_by_id)
+            stats.written += fallback.written
+            for lost in fallback.rejected:
+                log.error("quarantine: record %s cannot be stored even reduced (%s): skipped", lost.key, lost.reason)
+        return stats
+
+    def replace_gold(self, name: str, documents: list[Mapping[str, Any]]) -> WriteStats:
+        """A small derived collection (`gold_<name>`) whose new contents replace the old ones. A rejected row's
+        previous version is deleted too: the collection never mixes two batches' figures."""
         collection = self.db[f"gold_{name}"]
-        self._write(collection, documents, replace_by_id)
-        collection.delete_many({"_id": {"$nin": [d["_id"] for d in documents]}})
+        stats = _logged(collection, self._write(collection, documents, replace_by_id))
+        rejected = {id(r.document) for r in stats.rejected}
+        collection.delete_many({"_id": {"$nin": [d["_id"] for d in documents if id(d) not in rejected]}})
+        return stats
 
     def drop_derived(self) -> None:
         """Before a rebuild from bronze: drop every collection the lakehouse derives, then re-create the
@@ -176,3 +338,14 @@ class MongoSink:
     def write_status(self, document: dict[str, Any]) -> None:
         """The job's one `pipeline_status` document (its `_id` names the job)."""
         self.db.pipeline_status.replace_one({"_id": document["_id"]}, document, upsert=True)
+
+
+def _logged(collection: Collection, stats: WriteStats) -> WriteStats:
+    if stats.rejected:
+        log.warning(
+            "%s: %d document(s) the sink cannot store, rejected for quarantine (e.g. %s)",
+            collection.name,
+            len(stats.rejected),
+            "; ".join(f"{shown(str(r.key))}: {r.reason}" for r in stats.rejected[:3]),
+        )
+    return stats

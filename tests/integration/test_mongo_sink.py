@@ -1,19 +1,32 @@
 """The MongoDB sink on its own, against the stack's real MongoDB-wire server: the version guard, replays,
-the derived collections, and the indexes the readers' queries use (checked with explain)."""
+the derived collections, the indexes the readers' queries use (checked with explain), and documents the
+server cannot store (rejected one by one, never blocking the others)."""
 
 from __future__ import annotations
 
+import logging
+import math
+import socket
+import struct
+import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import urlparse
 
+import bson
 import pytest
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
 from pymongo.database import Database
+from pymongo.errors import ConnectionFailure
 
 from dashboard import queries
 from lakehouse import serving
 from lakehouse.mongo import mongo_client
-from spark_jobs.mongo_sink import MongoSink, WriteStats
+from spark_jobs.mongo_sink import MongoSink, Rejected, WriteStats, guarded_replace
 from stack.services import LocalStack
 
 pytestmark = pytest.mark.integration
@@ -30,7 +43,7 @@ def sink(infrastructure: LocalStack) -> Iterator[MongoSink]:
     client.close()
 
 
-def product(asin: str, version: int, price: float, category_id: int = 1) -> dict[str, Any]:
+def product(asin: str, version: int, price: float, category_id: int = 1, **fields: Any) -> dict[str, Any]:
     return {
         "_id": asin,
         "asin": asin,
@@ -39,6 +52,7 @@ def product(asin: str, version: int, price: float, category_id: int = 1) -> dict
         "category_id": category_id,
         "category_name": "Suitcases",
         "_v": version,
+        **fields,
     }
 
 
@@ -159,3 +173,262 @@ def test_the_readers_return_what_the_sink_wrote(sink: MongoSink) -> None:
     assert [d["_id"] for d in queries.browse(sink.db, "products", page=1, page_size=5)] == [
         f"B{i:09d}" for i in range(5, 10)
     ]
+
+
+# Documents the server cannot store ----------------------------------------------------------------------------
+
+NAN_REASON = "sink: price is NaN (MongoDB serves finite numbers only)"
+
+
+def asins(db: Database) -> set[str]:
+    return {d["_id"] for d in db.products.find({}, {"_id": 1})}
+
+
+def test_unstorable_documents_in_a_bulk_are_rejected_with_their_reasons_and_the_rest_is_stored(
+    sink: MongoSink,
+) -> None:
+    documents = [product(f"B{i:09d}", 1, float(i)) for i in range(1_000)]
+    documents[300]["price"] = float("nan")
+    documents[400]["listPrice"] = float("inf")
+    documents[500]["title"] = "x" * (17 * 1024 * 1024)
+    documents[600]["details"] = {"size": "L", "$where": "sleep(1000)"}
+    documents[700]["_kafka_ts"] = datetime(1, 1, 1, 3, 0, tzinfo=timezone(timedelta(hours=5)))
+
+    stats = sink.upsert_products(documents)
+
+    assert stats == WriteStats(
+        written=995,
+        rejected=[
+            Rejected("B000000300", NAN_REASON),
+            Rejected("B000000400", "sink: listPrice is Infinity (MongoDB serves finite numbers only)"),
+            Rejected(
+                "B000000500", "sink: the document is 17.0 MiB of BSON, over MongoDB's 16.0 MiB (largest field: title)"
+            ),
+            Rejected(
+                "B000000600",
+                "sink: field details.$where starts with $ (MongoDB reads $-prefixed names as operators)",
+            ),
+            Rejected(
+                "B000000700",
+                "sink: _kafka_ts is a date outside years 1 to 9999 in UTC (what a BSON date reads back as)",
+            ),
+        ],
+    )
+    assert [r.document for r in stats.rejected] == [documents[i] for i in (300, 400, 500, 600, 700)]
+    rejected = {f"B{i:09d}" for i in (300, 400, 500, 600, 700)}
+    assert asins(sink.db) == {d["_id"] for d in documents} - rejected
+    assert sink.db.products.find_one({"_id": "B000000999"})["price"] == 999.0
+
+
+@pytest.fixture
+def secantus(infrastructure: LocalStack) -> None:
+    if infrastructure.mongo.kind != "secantus":
+        pytest.skip("what secantusd-rs itself does with a document the check would refuse")
+
+
+def test_secantus_stores_nan_when_the_check_is_bypassed(secantus: None, sink: MongoSink) -> None:
+    # The reported server dropped the connection on NaN; secantusd-rs 0.5.3-beta.196 stores it and reads it
+    # back (and +-inf). The sink still refuses them: the readers serve JSON, which has no NaN.
+    documents = [product(f"B{i:09d}", 1, float(i)) for i in range(10)]
+    documents[4]["price"] = float("nan")
+    documents[5]["price"] = float("-inf")
+
+    stats = sink._send(sink.db.products, documents, [guarded_replace(d) for d in documents])
+
+    assert stats == WriteStats(written=10)
+    assert math.isnan(sink.db.products.find_one({"_id": "B000000004"})["price"])
+    assert sink.db.products.find_one({"_id": "B000000005"})["price"] == float("-inf")
+
+
+def test_write_errors_the_server_gives_per_document_reject_exactly_those(secantus: None, sink: MongoSink) -> None:
+    documents = [product(f"B{i:09d}", 1, float(i)) for i in range(20)]
+    documents[7]["_id"] = ["B000000007"]
+    documents[12]["title"] = "x" * (17 * 1024 * 1024)
+
+    stats = sink._send(sink.db.products, documents, [guarded_replace(d) for d in documents])
+
+    assert stats.written == 18
+    assert [(r.key, r.reason) for r in stats.rejected] == [
+        (
+            ["B000000007"],
+            "sink: MongoDB refused it: Plan executor error during update :: caused by :: "
+            "The '_id' value cannot be of type array (code 53)",
+        ),
+        (
+            "B000000012",
+            "sink: MongoDB refused it: object to insert too large. "
+            f"size in bytes: {len(bson.encode(documents[12]))}, max size: 16777216 (code 10334)",
+        ),
+    ]
+    assert len(asins(sink.db)) == 18
+
+
+def raw_product_with_bad_utf8(asin: str) -> RawBSONDocument:
+    """A product whose title's bytes are not UTF-8: Python strings cannot hold that, raw BSON can, and the
+    check (which reads it with U+FFFD replacements) lets it through."""
+    encoded = bson.encode(product(asin, 1, 1.0, title="ab~~"))
+    lenient = CodecOptions(document_class=RawBSONDocument, unicode_decode_error_handler="replace")
+    return RawBSONDocument(encoded.replace(b"ab~~", b"ab\xff\xfe"), codec_options=lenient)
+
+
+def test_a_document_that_makes_the_server_refuse_the_whole_bulk_is_isolated(secantus: None, sink: MongoSink) -> None:
+    documents: list[Any] = [product(f"B{i:09d}", 1, float(i)) for i in range(200)]
+    documents[123] = raw_product_with_bad_utf8("B000000123")
+
+    stats = sink.upsert_products(documents)
+
+    # secantusd-rs refuses the whole update command (BadValue): halves are sent until it is alone.
+    assert stats == WriteStats(
+        written=199,
+        rejected=[
+            Rejected(
+                "B000000123",
+                "sink: MongoDB refused it: invalid BSON in body: malformed message body: utf-8 encoding error: "
+                "invalid utf-8 sequence of 1 bytes from index 2 (code 2)",
+            )
+        ],
+    )
+    assert asins(sink.db) == {f"B{i:09d}" for i in range(200)} - {"B000000123"}
+
+
+NAN_DOUBLE = struct.pack("<d", float("nan"))
+
+
+class NanDroppingProxy:
+    """A TCP proxy in front of the real server that, like the server of the report, drops the connection of
+    a client whose message carries a NaN double."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.dropped = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with suppress(OSError):
+            while True:
+                client, _ = self.listener.accept()
+                server = socket.create_connection(self.upstream)
+                threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+                threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, from_client: bool) -> None:
+        tail = b""
+        with suppress(OSError):
+            while data := source.recv(65536):
+                if from_client and NAN_DOUBLE in tail + data:
+                    self.dropped += 1
+                    break
+                tail = data[-7:]
+                target.sendall(data)
+        for end in (source, target):
+            with suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def close(self) -> None:
+        with suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+
+
+@contextmanager
+def sink_behind_nan_dropping_proxy(
+    infrastructure: LocalStack, db_name: str
+) -> Iterator[tuple[MongoSink, NanDroppingProxy]]:
+    address = urlparse(infrastructure.settings.mongo_uri)
+    proxy = NanDroppingProxy((address.hostname or "127.0.0.1", address.port or 27017))
+    client = mongo_client(f"mongodb://127.0.0.1:{proxy.port}/", server_selection_timeout_ms=5_000)
+    try:
+        yield MongoSink(client[db_name]), proxy
+    finally:
+        client.close()
+        proxy.close()
+
+
+def test_a_document_the_server_drops_the_connection_on_is_isolated_and_the_rest_stored(
+    infrastructure: LocalStack, sink: MongoSink
+) -> None:
+    documents = [product(f"B{i:09d}", 1, float(i)) for i in range(100)]
+    documents[37]["price"] = float("nan")
+
+    with sink_behind_nan_dropping_proxy(infrastructure, sink.db.name) as (dropping, proxy):
+        stats = dropping._send(dropping.db.products, documents, [guarded_replace(d) for d in documents])
+
+    assert stats.written == 99
+    assert [r.key for r in stats.rejected] == ["B000000037"]
+    assert stats.rejected[0].reason.startswith("sink: the server drops the connection on it (")
+    assert proxy.dropped >= 2  # the whole bulk at first; the document alone, twice, at last
+    assert asins(sink.db) == {d["_id"] for d in documents} - {"B000000037"}
+
+
+def test_an_unreachable_server_is_raised_and_no_document_is_blamed() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    client = mongo_client(f"mongodb://127.0.0.1:{port}/", server_selection_timeout_ms=300)
+    unreachable = MongoSink(client["unreachable"])
+    try:
+        with pytest.raises(ConnectionFailure):
+            unreachable.upsert_products([product("B000000001", 1, 1.0)])
+        with pytest.raises(ConnectionFailure):
+            unreachable.insert_quarantined([{"_id": "t:0:1", "reason": "x", "raw_value": "{}"}])
+    finally:
+        client.close()
+
+
+def test_a_quarantine_record_the_sink_refuses_is_stored_reduced_or_logged_and_skipped(
+    sink: MongoSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = {"_id": "t:0:1", "reason": "price: below 0", "raw_value": "{}", "_kafka_ts": None}
+    not_text = {"_id": "t:0:2", "_topic": "t", "_partition": 0, "_offset": 2, "reason": "value: not one JSON object"}
+    not_text |= {"raw_value": "{\ud800}", "raw_length": 3}
+    hopeless = {"_id": ["t", 0, 3], "reason": "price: below 0", "raw_value": "{}"}
+
+    with caplog.at_level(logging.ERROR, logger="spark_jobs.mongo_sink"):
+        stats = sink.insert_quarantined([good, not_text, hopeless])
+
+    utf8_reason = "sink: raw_value is not valid UTF-8 (a lone surrogate; BSON text is UTF-8)"
+    id_reason = "sink: _id is an array (MongoDB refuses arrays as _id)"
+    assert stats == WriteStats(written=2, rejected=[Rejected("t:0:2", utf8_reason), Rejected(["t", 0, 3], id_reason)])
+    assert list(sink.db.quarantine.find().sort("_id", 1)) == [
+        good,
+        {
+            "_id": "t:0:2",
+            "_topic": "t",
+            "_partition": 0,
+            "_offset": 2,
+            "reason": "value: not one JSON object",
+            "raw_value": f"(not stored: {utf8_reason})",
+            "raw_length": 3,
+        },
+    ]
+    assert f"quarantine: record ['t', 0, 3] cannot be stored even reduced ({id_reason}): skipped" in caplog.text
+
+
+def test_a_category_the_sink_refuses_is_rejected_and_renames_no_product(sink: MongoSink) -> None:
+    sink.upsert_products([product("B000000001", 1, 1.0, category_id=2)])
+
+    stats = sink.upsert_categories(
+        [
+            {"_id": 1, "id": 1, "category_name": "Luggage", "_v": 1},
+            {"_id": 2, "id": 2, "category_name": "Bags\ud800", "_v": 1},
+        ]
+    )
+
+    reason = "sink: category_name is not valid UTF-8 (a lone surrogate; BSON text is UTF-8)"
+    assert stats == WriteStats(written=1, rejected=[Rejected(2, reason)])
+    assert [d["_id"] for d in sink.db.categories.find()] == [1]
+    assert sink.db.products.find_one({"_id": "B000000001"})["category_name"] == "Suitcases"
+
+
+def test_a_gold_row_the_sink_refuses_is_rejected_and_its_old_figures_removed(sink: MongoSink) -> None:
+    sink.replace_gold("summary", [{"_id": "a", "n": 1}, {"_id": "b", "n": 2}])
+
+    stats = sink.replace_gold("summary", [{"_id": "a", "n": 3}, {"_id": "b", "n": float("nan")}])
+
+    assert stats == WriteStats(
+        written=1, rejected=[Rejected("b", "sink: n is NaN (MongoDB serves finite numbers only)")]
+    )
+    assert list(sink.db.gold_summary.find()) == [{"_id": "a", "n": 3}]
