@@ -29,8 +29,8 @@ MVN := mvn -B -q
 CHROMEDRIVER := /usr/bin/chromedriver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: lock setup run up down status test test-unit test-integration lint bench bench-mongo-servers check backfill clean \
-	distclean
+.PHONY: lock setup run up down status test test-unit test-integration lint bench bench-mongo-servers check backfill \
+	reset-checkpoint clean distclean
 
 setup: $(VENV)/.installed build/jars/kafka/.copied build/jars/spark/.copied $(MONGO_SERVER_BIN_$(MONGO_SERVER)) \
 	build/spark-defaults.conf $(CHROMEDRIVER)
@@ -133,6 +133,12 @@ check: setup
 backfill: setup
 	$(PY) -m stack stop job
 	$(PY) -m spark_jobs.backfill --from-bronze --reset
+
+# After a topic was deleted and created again (the job stops and says so): stop the job and move its checkpoint
+# aside to $(CHECKPOINT_DIR)/ingest.reset-<UTC time> (never deleted); the next start re-reads every topic.
+reset-checkpoint: $(VENV)/.installed
+	$(PY) -m stack stop job
+	$(PY) -m spark_jobs.supervisor reset-checkpoint
 
 clean: down
 	rm -rf var

@@ -30,7 +30,7 @@ from api_ingest import metrics
 from api_ingest.errors import install_error_handlers
 from api_ingest.producer import RecordProducer
 from api_ingest.routes import api_router
-from lakehouse.mongo import mongo_client
+from lakehouse.mongo import mongo_client, redacted_uri
 from lakehouse.schemas import Category, Product
 from lakehouse.settings import settings
 
@@ -47,7 +47,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     db = mongo[config.mongo_db]
     # A string another writer stored as invalid UTF-8 is served with U+FFFD instead of failing the read.
     db = db.with_options(codec_options=db.codec_options.with_options(unicode_decode_error_handler="replace"))
-    log.info("producing to %s, reading from %s", config.kafka_bootstrap_servers, config.mongo_uri)
+    log.info("producing to %s, reading from %s", config.kafka_bootstrap_servers, redacted_uri(config.mongo_uri))
     try:
         yield {"settings": config, "producer": producer, "db": db}
     finally:

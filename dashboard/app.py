@@ -30,11 +30,11 @@ from dashboard.formatting import (
     money,
     number,
     product_markdown,
-    redacted_uri,
     safe_url,
     seconds_from_ms,
 )
 from lakehouse import serving
+from lakehouse.mongo import redacted_uri
 from lakehouse.settings import settings
 
 log = logging.getLogger("dashboard")
@@ -255,8 +255,27 @@ def products_page() -> None:
         details.markdown(product_markdown(product))
 
 
+def supervisor_notice(supervisor: dict[str, Any]) -> None:
+    """The job supervisor's state when the job does not run normally: stopped (an error with the command that
+    resolves it), restarting (a warning), or running with a setting that skips lost records."""
+    state = supervisor.get("state")
+    if state == "stopped":
+        kind = f" ({supervisor['kind']} failure)" if supervisor.get("kind") else ""
+        st.error(f"The streaming job stopped{kind}: {markdown_text(supervisor.get('message', ''))}")
+        if supervisor.get("command"):
+            st.code(supervisor["command"], language="bash")
+    elif state == "restarting":
+        st.warning(
+            f"The streaming job is restarting ({markdown_text(supervisor.get('kind'))}, "
+            f"{count(supervisor.get('restarts'))} in a row): {markdown_text(supervisor.get('message', ''))}"
+        )
+    for warning in supervisor.get("warnings") or []:
+        st.warning(markdown_text(warning))
+
+
 def pipeline_page() -> None:
     db = database()
+    supervisor_notice(serving.supervisor_status(db))
     status = serving.pipeline_status(db)
     if not status:
         st.info("The streaming job has not finished a micro-batch yet.")

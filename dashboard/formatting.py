@@ -147,8 +147,3 @@ def json_safe(document: Mapping[str, Any]) -> dict[str, Any]:
 
 def _is_json_scalar(value: object) -> bool:
     return isinstance(value, JSON_SCALARS) or (isinstance(value, float) and math.isfinite(value))
-
-
-def redacted_uri(uri: str) -> str:
-    """`uri` without its password, for showing on a page (docker-compose's URI carries the root password)."""
-    return re.sub(r"(?<=://)([^/@:]*):[^/@]*@", r"\1:***@", uri)

@@ -7,6 +7,8 @@ caller turns into a 503, a restart from the checkpoint, or a message) instead of
 
 from __future__ import annotations
 
+import re
+
 from pymongo import MongoClient
 from pymongo.database import Database
 
@@ -37,3 +39,8 @@ def mongo_client(
 def serving_db(config: Settings, **client_options: int | str) -> Database:
     """The serving database MONGO_DB on MONGO_URI."""
     return mongo_client(config.mongo_uri, **client_options)[config.mongo_db]  # type: ignore[arg-type]
+
+
+def redacted_uri(uri: str) -> str:
+    """`uri` without its password, for logs and pages (docker-compose's URI carries the root password)."""
+    return re.sub(r"(?<=://)([^/@:]*):[^/@]*@", r"\1:***@", uri)

@@ -15,6 +15,7 @@ from pymongo.database import Database
 
 PRODUCT_PROJECTION = {"_id": 0, "_rescued_data": 0, "_topic": 0, "_partition": 0, "_offset": 0, "_v": 0}
 MAX_PAGE = 200
+SUPERVISOR_STATUS_ID = "streaming_job_supervisor"
 
 
 def find_product(db: Database, asin: str) -> dict[str, Any] | None:
@@ -71,6 +72,12 @@ def summary(db: Database) -> dict[str, Any]:
 
 def pipeline_status(db: Database) -> dict[str, Any]:
     return db.pipeline_status.find_one({"_id": "streaming_job"}, {"_id": 0}) or {}
+
+
+def supervisor_status(db: Database) -> dict[str, Any]:
+    """The streaming job supervisor's state (spark_jobs/supervisor.py): state running|restarting|stopped, kind,
+    cause, message, command, batch_id, ranges, restarts, warnings, updated_at; {} before the job ever ran."""
+    return db.pipeline_status.find_one({"_id": SUPERVISOR_STATUS_ID}, {"_id": 0}) or {}
 
 
 def quarantine_reasons(db: Database) -> list[dict[str, Any]]:

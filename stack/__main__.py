@@ -15,6 +15,7 @@ from lakehouse import serving
 from lakehouse.mongo import serving_db
 from lakehouse.settings import load_settings
 from spark_jobs.progress import lag_per_topic
+from spark_jobs.supervisor import read_status, status_lines
 from stack.pipeline import run_pipeline
 from stack.services import ALL_SERVICES, LocalStack, process_tree_rss
 
@@ -32,7 +33,11 @@ def _status(stack: LocalStack) -> None:
 
 
 def _print_pipeline(stack: LocalStack) -> None:
-    """Lag from the job's own checkpoint (consumer-group tools cannot see Spark's offsets) and freshness."""
+    """Lag from the job's own checkpoint (consumer-group tools cannot see Spark's offsets) and freshness; the
+    job supervisor's state when the job is not running normally (read from its file: MongoDB may be away)."""
+    supervisor = read_status(stack.settings)
+    for line in status_lines(supervisor) if supervisor else []:
+        print(line)
     try:
         lag = lag_per_topic(stack.settings)
     except KafkaException as error:

@@ -19,7 +19,6 @@ from dashboard.formatting import (
     markdown_text,
     money,
     product_markdown,
-    redacted_uri,
     safe_url,
     seconds_from_ms,
 )
@@ -33,6 +32,7 @@ from dashboard.queries import (
     rated_categories,
     top_categories,
 )
+from lakehouse.mongo import redacted_uri
 from tests.conftest import load_dashboard
 
 
@@ -346,3 +346,39 @@ def test_an_unnamed_category_keeps_its_exact_id_when_another_has_none() -> None:
         "(category 9223372036854775807 not yet arrived)": 2**63 - 1,
         "(category 9007199254740993 not yet arrived)": 9007199254740993,
     }
+
+
+def test_the_pipeline_page_shows_why_the_job_stopped_and_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The supervisor's document as the job writes it; MongoDB itself is not needed for that page's notice."""
+    import sys
+
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import PROJECT_ROOT
+
+    stopped = {
+        "state": "stopped",
+        "kind": "deterministic",
+        "cause": "java.lang.IllegalStateException: Cannot fetch offset 3",
+        "message": "Records the job has not read are gone from Kafka (retention or deleted records): batch 1: "
+        "ingest-product partition 0 offsets 3-5. To go on without these records, start the job once with "
+        "STREAM_FAIL_ON_DATA_LOSS=false (`STREAM_FAIL_ON_DATA_LOSS=false make up`).",
+        "command": "STREAM_FAIL_ON_DATA_LOSS=false make up",
+        "restarts": 0,
+        "warnings": [],
+    }
+    monkeypatch.setenv("MONGO_URI", f"mongodb://127.0.0.1:{closed_port()}/")
+    for module in [m for m in sys.modules if m.split(".")[0] in ("lakehouse", "dashboard")]:
+        monkeypatch.delitem(sys.modules, module)
+    from lakehouse import serving  # the module the app will import, as fresh as its settings
+
+    monkeypatch.setattr(serving, "supervisor_status", lambda _db: stopped)
+    monkeypatch.setattr(serving, "pipeline_status", lambda _db: {})
+    app = AppTest.from_file(str(PROJECT_ROOT / "dashboard" / "app.py"), default_timeout=60).run()
+
+    assert not app.exception
+    [shown] = [e.value.replace("\\", "") for e in app.error if "stopped" in e.value]  # markdown escapes removed
+    assert shown.startswith("The streaming job stopped (deterministic failure): Records the job has not read")
+    assert "ingest-product partition 0 offsets 3-5" in shown
+    assert "start the job once with STREAM_FAIL_ON_DATA_LOSS=false" in shown
+    assert [c.value for c in app.code] == ["STREAM_FAIL_ON_DATA_LOSS=false make up"]
