@@ -12,19 +12,40 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import IsolationLevel, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic, OffsetSpec
+from confluent_kafka import IsolationLevel, KafkaError, KafkaException, TopicCollection, TopicPartition
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ClusterMetadata,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    OffsetSpec,
+    ResourceType,
+)
 
 from lakehouse.net import any_bootstrap_reachable
 
 librdkafka_log = logging.getLogger(f"{__name__}.librdkafka")
 
 DEFAULT_TIMEOUT_S = 10.0
+LOG_APPEND_TIME = "LogAppendTime"
 
 # (topic, partition) -> offset
 Offsets = dict[tuple[str, int], int]
+
+
+@dataclass(frozen=True)
+class TopicFacts:
+    """What a reader must know of a topic: its id (Kafka >= 2.8 gives each topic generation a new UUID, so a
+    topic deleted and created again under the same name has another id) and `message.timestamp.type`
+    ("LogAppendTime": the broker stamps each record; "CreateTime": the producer does)."""
+
+    topic_id: str
+    timestamp_type: str
 
 
 class KafkaAdminError(KafkaException):
@@ -105,6 +126,37 @@ class KafkaAdmin:
                 request_timeout=self.timeout_s,
             )
             return {(tp.topic, tp.partition): _result(future, deadline).offset for tp, future in futures.items()}
+
+    def topic_facts(self, topics: Iterable[str]) -> dict[str, TopicFacts]:
+        """topic -> its id and timestamp type; a topic the cluster does not have is left out."""
+        names = list(topics)
+        with self._failing_as("describing", names):
+            present = [name for name in names if name in self._metadata().topics]
+            if not present:
+                return {}
+            deadline = time.monotonic() + self.timeout_s
+            client = self._connected()
+            described = client.describe_topics(TopicCollection(present), request_timeout=self.timeout_s)
+            resources = [ConfigResource(ResourceType.TOPIC, name) for name in present]
+            configs = client.describe_configs(resources, request_timeout=self.timeout_s)
+            timestamp_types = {
+                resource.name: _result(future, deadline)["message.timestamp.type"].value
+                for resource, future in configs.items()
+            }
+            return {
+                name: TopicFacts(str(_result(future, deadline).topic_id), timestamp_types[name])
+                for name, future in described.items()
+            }
+
+    def set_topic_config(self, topics: Iterable[str], name: str, value: str) -> None:
+        """Set one config of existing `topics` (an incremental SET: their other configs stay)."""
+        names = list(topics)
+        with self._failing_as(f"setting {name}={value} on", names):
+            deadline = time.monotonic() + self.timeout_s
+            entry = ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+            resources = [ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[entry]) for topic in names]
+            for future in self._connected().incremental_alter_configs(resources).values():
+                _result(future, deadline)
 
     def _metadata(self) -> ClusterMetadata:
         return self._connected().list_topics(timeout=self.timeout_s)

@@ -21,6 +21,7 @@ import argparse
 import logging
 import math
 import shutil
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -148,16 +149,17 @@ def run(job: IngestJob, bronze: DataFrame, slice_rows: int, write_bronze: bool) 
     total = bronze.count()
     slices = max(1, math.ceil(total / slice_rows))
     slice_of = F.pmod(F.xxhash64("_topic", "_partition", "_offset"), F.lit(slices))
+    app_id = f"backfill-{uuid.uuid4()}"  # slice numbers restart with every run
     for index in range(slices):
         part = bronze.where(slice_of == index).persist()
         steps: dict[str, float] = {}
         started_at = datetime.now(UTC)
         if write_bronze:
-            lake.append_once(part, job.tables.bronze, index, app_id="backfill-csv")
+            lake.append_once(part.withColumn("_read_by", F.lit(app_id)), job.tables.bronze, index, app_id)
         outcome = job.apply(part, steps)
         event = events.BatchEvent("backfill", index, started_at, part.count(), outcome, steps)
         log.info("%s", event.describe())
-        events.append(job.spark, event, part, job.tables.event_log)
+        events.append(job.spark, event, part, job.tables.event_log, app_id)
         part.unpersist()
     bronze.unpersist()
     return total

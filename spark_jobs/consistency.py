@@ -2,11 +2,13 @@
 
     python -m spark_jobs.consistency          (make check)     exit code 1 when any check diverges
 
-Run it when the job is idle: a micro-batch in flight shows up as a divergence between its layers.
+Run it when the job is idle: a micro-batch in flight shows up as a divergence between its layers. A table
+the job has not written yet (nothing sent, or no category yet) is read as empty, and the report says so.
 1. Kafka records below the job's committed offsets (read_committed, by topic/partition/offset) = bronze rows.
 2. Valid records in bronze, latest per key = silver keys (products by asin, categories by id).
-3. Invalid records in bronze = the quarantine table = MongoDB's quarantine collection.
-4. Silver keys = MongoDB document ids (products, categories).
+3. Invalid records in bronze = the quarantine table (but the records MongoDB refused, quarantined by the sink
+   with a `sink: ...` reason); the quarantine table = MongoDB's quarantine collection.
+4. Silver keys, but those MongoDB refused = MongoDB document ids (products, categories).
 5. Gold totals = silver: products per category summed, the summary's product count, MongoDB's copy of it.
 """
 
@@ -16,9 +18,10 @@ import logging
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.committed import read_committed
@@ -29,6 +32,11 @@ from spark_jobs.progress import committed_offsets
 
 SAMPLE = 5
 READ_TIMEOUT_S = 600
+
+# The Kafka source's columns, from which the job builds bronze (transforms.to_bronze).
+KAFKA_SOURCE_SCHEMA = (
+    "key binary, value binary, topic string, partition int, offset long, timestamp timestamp, timestampType int"
+)
 
 
 @dataclass(frozen=True)
@@ -65,58 +73,110 @@ def committed_kafka_records(config: Settings, below: dict[str, dict[str, int]]) 
 def kafka_vs_bronze(config: Settings, bronze: DataFrame) -> Check:
     offsets = committed_offsets(config.checkpoint_dir / "ingest") or {}
     from_kafka = [f"{t}:{p}:{o}" for t, p, o in committed_kafka_records(config, offsets)]
-    in_bronze = [
-        f"{r['_topic']}:{r['_partition']}:{r['_offset']}"
-        for r in bronze.where(F.col("_partition") >= 0).select("_topic", "_partition", "_offset").collect()
-    ]
-    duplicates = len(in_bronze) - len(set(in_bronze))
+    rows = bronze.where(F.col("_partition") >= 0).select("_topic", "_partition", "_offset", _reader(bronze)).collect()
+    in_bronze = [f"{r['_topic']}:{r['_partition']}:{r['_offset']}" for r in rows]
+    # A record read by two checkpoints (the first deleted) is in bronze twice, once per reader; twice by one
+    # reader would be a replayed batch appended again.
+    duplicates = len(rows) - len(set(rows))
     check = compare_sets("Kafka records consumed = bronze rows", from_kafka, in_bronze)
     return check if not duplicates else Check(check.name, check.left, len(in_bronze), [f"{duplicates} duplicates"])
+
+
+def _reader(bronze: DataFrame) -> Column:
+    """Who appended a bronze row (`_read_by`: the checkpoint's or backfill run's app id); rows written before
+    that column existed count as one reader."""
+    return F.col("_read_by") if "_read_by" in bronze.columns else F.lit(None).cast("string").alias("_read_by")
 
 
 def keys(frame: DataFrame, column: str) -> list[Any]:
     return [row[0] for row in frame.select(column).collect()]
 
 
+@dataclass(frozen=True)
+class Layers:
+    """The lakehouse's tables as the checks read them; a table not written yet is an empty one."""
+
+    bronze: DataFrame
+    silver_products: DataFrame
+    silver_categories: DataFrame
+    quarantine: DataFrame
+    gold_stats: DataFrame
+    gold_summary: DataFrame
+    missing: list[str]
+
+    @classmethod
+    def read(cls, spark: SparkSession, tables: lake.LakeTables) -> Layers:
+        missing: list[str] = []
+
+        def table(path: str, empty: DataFrame | str) -> DataFrame:
+            if lake.exists(spark, path):
+                return spark.read.format("delta").load(path)
+            missing.append(str(Path(path).relative_to(tables.root)))
+            return empty if isinstance(empty, DataFrame) else spark.createDataFrame([], empty)
+
+        # Only the columns the checks read, for the tables that may be absent.
+        return cls(
+            bronze=table(tables.bronze, transforms.to_bronze(spark.createDataFrame([], KAFKA_SOURCE_SCHEMA))),
+            silver_products=table(tables.silver_products, "asin string"),
+            silver_categories=table(tables.silver_categories, "id long"),
+            quarantine=table(tables.quarantine, "_id string, _topic string, key string, reason string"),
+            gold_stats=table(tables.gold("category_stats"), "product_count long"),
+            gold_summary=table(tables.gold("summary"), "products long"),
+            missing=missing,
+        )
+
+
 def run_checks(spark: SparkSession, config: Settings = settings) -> list[Check]:
-    tables = lake.LakeTables(config.lakehouse_dir)
+    return layer_checks(Layers.read(spark, lake.LakeTables(config.lakehouse_dir)), config)
+
+
+def layer_checks(layers: Layers, config: Settings) -> list[Check]:
     db = serving_db(config)
-    bronze = spark.read.format("delta").load(tables.bronze)
+    bronze = layers.bronze
     # Persisted, as the job does: a filter on `_error` pushed below the parse would inline the JSON parse
     # into every rule that reads a field (hundreds of parses per record).
     products = transforms.parse_products(bronze.where(F.col("_topic") == config.kafka_topic_products)).persist()
     categories = transforms.parse_categories(bronze.where(F.col("_topic") == config.kafka_topic_categories)).persist()
-    silver_products = spark.read.format("delta").load(tables.silver_products)
-    silver_categories = spark.read.format("delta").load(tables.silver_categories)
     invalid = transforms.quarantined(products).unionByName(transforms.quarantined(categories))
-    quarantine_rows = (
-        spark.read.format("delta").load(tables.quarantine) if lake.exists(spark, tables.quarantine) else None
-    )
-    gold_stats = spark.read.format("delta").load(tables.gold("category_stats"))
-    gold_summary = spark.read.format("delta").load(tables.gold("summary")).first()
-    silver_count = silver_products.count()
+    # Records in silver that MongoDB refused (spark_jobs/bson_limits.py): quarantined, not served.
+    is_sink_rejection = F.col("reason").startswith("sink:")
+
+    def rejected(topic: str) -> set[str]:
+        sink_rows = layers.quarantine.where(is_sink_rejection & (F.col("_topic") == topic))
+        return set(keys(sink_rows, "key"))
+
+    gold_summary = layers.gold_summary.first()
+    silver_count = layers.silver_products.count()
     mongo_summary = db.gold_summary.find_one() or {}
     checks = [
         kafka_vs_bronze(config, bronze),
         compare_sets(
             "valid products in bronze = silver products",
             keys(transforms.valid_products(products), "asin"),
-            keys(silver_products, "asin"),
+            keys(layers.silver_products, "asin"),
         ),
         compare_sets(
             "valid categories in bronze = silver categories",
             keys(transforms.valid_categories(categories), "id"),
-            keys(silver_categories, "id"),
+            keys(layers.silver_categories, "id"),
         ),
         compare_sets(
-            "invalid records in bronze = quarantine table",
+            "invalid records in bronze = quarantine table, but the sink's rejections",
             keys(invalid, "_id"),
-            keys(quarantine_rows, "_id") if quarantine_rows is not None else [],
+            keys(layers.quarantine.where(~is_sink_rejection), "_id"),
         ),
-        compare_sets("quarantine table = MongoDB quarantine", keys(invalid, "_id"), db.quarantine.distinct("_id")),
-        compare_sets("silver products = MongoDB products", keys(silver_products, "asin"), _ids(db.products)),
-        compare_sets("silver categories = MongoDB categories", keys(silver_categories, "id"), _ids(db.categories)),
-        Check("silver products = gold products per category, summed", silver_count, _total(gold_stats)),
+        compare_sets("quarantine table = MongoDB quarantine", keys(layers.quarantine, "_id"), _ids(db.quarantine)),
+        compare_sets(
+            "silver products = MongoDB products, but the sink's rejections",
+            set(keys(layers.silver_products, "asin")) - rejected(config.kafka_topic_products),
+            _ids(db.products),
+        ),
+        compare_sets(
+            "silver categories = MongoDB categories, but the sink's rejections",
+            {i for i in keys(layers.silver_categories, "id") if str(i) not in rejected(config.kafka_topic_categories)},
+            _ids(db.categories),
+        ),
+        Check("silver products = gold products per category, summed", silver_count, _total(layers.gold_stats)),
         Check("silver products = gold summary products", silver_count, gold_summary["products"] if gold_summary else 0),
         Check(
             "gold summary = MongoDB gold_summary",
@@ -137,16 +197,24 @@ def _total(gold_stats: DataFrame) -> int:
     return gold_stats.agg(F.sum("product_count")).first()[0] or 0
 
 
+def report(checks: list[Check], missing: list[str]) -> tuple[list[str], int]:
+    """The lines `make check` prints and its exit code: 1 when a check diverges, else 0 (also when tables
+    are missing: a table not written yet holds no rows, and every check counts it so)."""
+    lines = [f"{'missing':9} {name}: no Delta table yet, read as empty" for name in missing]
+    lines += [check.line() for check in checks]
+    diverged = [check for check in checks if not check.ok]
+    lines.append(f"{len(checks) - len(diverged)} of {len(checks)} checks agree" + (": DIVERGENCE" if diverged else ""))
+    return lines, 1 if diverged else 0
+
+
 def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     from spark_jobs.session import build_spark
 
-    checks = run_checks(build_spark("amazon-lakehouse-consistency"))
-    for check in checks:
-        print(check.line())
-    diverged = [check for check in checks if not check.ok]
-    print(f"{len(checks) - len(diverged)} of {len(checks)} checks agree" + (": DIVERGENCE" if diverged else ""))
-    return 1 if diverged else 0
+    layers = Layers.read(build_spark("amazon-lakehouse-consistency"), lake.LakeTables(settings.lakehouse_dir))
+    lines, exit_code = report(layer_checks(layers, settings), layers.missing)
+    print("\n".join(lines))
+    return exit_code
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The job's event log: one row per micro-batch (or backfill run) in a Delta table, like a managed
+"""The job's event log: one row per micro-batch (or backfill slice) in a Delta table, like a managed
 pipeline's event log. Written with the batch's own idempotent append, so a replayed batch logs once."""
 
 from __future__ import annotations
@@ -59,7 +59,9 @@ def offset_ranges(bronze: DataFrame) -> str:
     )
 
 
-def append(spark: SparkSession, event: BatchEvent, bronze: DataFrame, path: str) -> None:
+def append(spark: SparkSession, event: BatchEvent, bronze: DataFrame, path: str, app_id: str) -> None:
+    """`app_id`: the batch's own (lake.append_once), so a replayed batch logs once and a new checkpoint's
+    or backfill run's batches are all logged."""
     row = (
         event.source,
         event.batch_id,
@@ -72,4 +74,4 @@ def append(spark: SparkSession, event: BatchEvent, bronze: DataFrame, path: str)
         offset_ranges(bronze),
     )
     frame = spark.createDataFrame([row], EVENT_SCHEMA)
-    lake.append_once(frame, path, event.batch_id, app_id=f"event-log-{event.source}")
+    lake.append_once(frame, path, event.batch_id, app_id=f"event-log-{app_id}")

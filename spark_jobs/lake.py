@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,12 +43,23 @@ class LakeTables:
         return self.path(f"gold/{name}")
 
 
+def stream_app_id(query_checkpoint: Path) -> str:
+    """`amazon-lakehouse-ingest-<query id>`: the id Spark wrote in the checkpoint's `metadata` file when the
+    query first started. It stays for every restart from that checkpoint and changes with a new one."""
+    metadata = json.loads((query_checkpoint / "metadata").read_text())
+    return f"{STREAM_APP_ID}-{metadata['id']}"
+
+
 def exists(spark: SparkSession, path: str) -> bool:
     return DeltaTable.isDeltaTable(spark, path)
 
 
-def append_once(batch: DataFrame, path: str, batch_id: int, app_id: str = STREAM_APP_ID) -> None:
-    """Append; Delta skips the write when this (app_id, batch_id) was already committed (a replay)."""
+def append_once(batch: DataFrame, path: str, batch_id: int, app_id: str) -> None:
+    """Append; Delta skips the write when this (app_id, batch_id) was already committed (a replay).
+
+    `app_id` must name one sequence of batch ids: a streaming query's checkpoint (`stream_app_id`) or one
+    backfill run. Batch ids restart at 0 with a new checkpoint; under a fixed app id Delta would take the
+    new checkpoint's batches for replays and silently skip them."""
     (
         batch.write.format("delta")
         .mode("append")

@@ -4,13 +4,15 @@
     python -m spark_jobs.streaming_job --available-now     # process what is in Kafka, then stop
 
 Each micro-batch (foreachBatch) is written idempotently everywhere, so the replay of a batch that was
-interrupted before its checkpoint commit changes nothing: bronze appends carry (app id, batch id),
-silver MERGEs and MongoDB's version-guarded upserts (spark_jobs/mongo_sink.py) keep the higher `_v` per key.
+interrupted before its checkpoint commit changes nothing: bronze appends carry (the checkpoint's app id,
+batch id), silver MERGEs and MongoDB's version-guarded upserts (spark_jobs/mongo_sink.py) keep the higher
+`_v` (transforms.record_version) per key.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -18,17 +20,22 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from pyspark.errors import StreamingQueryException
+from pymongo.errors import PyMongoError
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse.kafka_admin import KafkaAdmin
+from lakehouse.mongo import redacted_uri
 from lakehouse.schemas import CATEGORY_FIELDS, PRODUCT_FIELDS
 from lakehouse.settings import Settings, settings
 from spark_jobs import events, gold, lake, mongo_sink, transforms
 from spark_jobs.monitoring import ProgressListener
 from spark_jobs.session import build_spark
+from spark_jobs.supervisor import run_supervised
+from spark_jobs.topic_guard import TopicGuard
 
 log = logging.getLogger("spark_jobs.streaming_job")
 
@@ -43,6 +50,28 @@ def product_documents(enriched: DataFrame) -> DataFrame:
 
 def category_documents(categories: DataFrame) -> DataFrame:
     return categories.select(F.col("id").alias("_id"), *CATEGORY_DOCUMENT_FIELDS)
+
+
+QUARANTINE_SCHEMA = (
+    "_id string, _topic string, _partition int, _offset long, _kafka_ts timestamp, key string, reason string, "
+    "raw_value string, raw_length int"
+)
+
+
+def sink_rejection_row(rejection: mongo_sink.Rejected) -> dict[str, Any]:
+    """A quarantine row (transforms.quarantined's columns) for a silver row the sink refused; its raw value is
+    the row as JSON (non-finite numbers written as NaN/Infinity), cut like the job's (10,000 characters)."""
+    document = rejection.document
+    raw = json.dumps({k: v for k, v in document.items() if k != "_id"}, default=str, ensure_ascii=False)
+    millis = int(document["_kafka_ts"].timestamp() * 1000)
+    return {
+        "_id": f"{document['_topic']}:{document['_partition']}:{document['_offset']}@{millis}",
+        **{name: document[name] for name in transforms.KAFKA_COLUMNS},
+        "key": str(rejection.key),
+        "reason": rejection.reason,
+        "raw_value": raw[: transforms.RAW_VALUE_CHARACTERS],
+        "raw_length": len(raw),
+    }
 
 
 def rows_as_dicts(frame: DataFrame) -> list[dict[str, Any]]:
@@ -64,7 +93,14 @@ class IngestJob:
         self.sink = mongo_sink.MongoSink.connect(config)
         self.sink.setup()
         self.last_quarantined = 0
+        self.topic_guard = TopicGuard(
+            KafkaAdmin(config.kafka_bootstrap_servers), config.kafka_topics, self.query_checkpoint
+        )
         self.spark.streams.addListener(ProgressListener(self.sink, lambda: self.last_quarantined))
+
+    @property
+    def query_checkpoint(self) -> Path:
+        return self.config.checkpoint_dir / "ingest"
 
     def kafka_source(self) -> DataFrame:
         return (
@@ -74,6 +110,7 @@ class IngestJob:
             .option("startingOffsets", "earliest")
             .option("maxOffsetsPerTrigger", self.config.stream_max_offsets_per_trigger)
             .option("kafka.isolation.level", "read_committed")
+            .option("failOnDataLoss", str(self.config.stream_fail_on_data_loss).lower())
             .load()
         )
 
@@ -90,16 +127,20 @@ class IngestJob:
         """One micro-batch: bronze first (so every later layer can be rebuilt from it), then the rest."""
         steps: dict[str, float] = {}
         started_at = datetime.now(UTC)
+        self.topic_guard.check()  # before anything is written: the batch may come from a re-created topic
         bronze = transforms.to_bronze(kafka_rows).persist()
         try:
             with self._step(steps, "read"):
                 input_rows = bronze.count()
             if input_rows == 0:
                 return
+            app_id = lake.stream_app_id(self.query_checkpoint)
             with self._step(steps, "bronze"):
-                lake.append_once(bronze, self.tables.bronze, batch_id)
+                lake.append_once(bronze.withColumn("_read_by", F.lit(app_id)), self.tables.bronze, batch_id, app_id)
             outcome = self.apply(bronze, steps)
-            self._log_event(events.BatchEvent("stream", batch_id, started_at, input_rows, outcome, steps), bronze)
+            event = events.BatchEvent("stream", batch_id, started_at, input_rows, outcome, steps)
+            log.info("%s", event.describe())
+            events.append(self.spark, event, bronze, self.tables.event_log, app_id)
         finally:
             bronze.unpersist()
 
@@ -128,7 +169,8 @@ class IngestJob:
                 current = self._current_rows(touched)
                 if current is not None:
                     cached.append(current)
-                    self.sink.upsert_products(rows_as_dicts(product_documents(current)))
+                    stats = self.sink.upsert_products(rows_as_dicts(product_documents(current)))
+                    self._quarantine_sink_rejections(stats.rejected)
             with self._step(steps, "publish"):
                 if current is not None:
                     self._publish(current)
@@ -138,10 +180,6 @@ class IngestJob:
         finally:
             for frame in cached:
                 frame.unpersist()
-
-    def _log_event(self, event: events.BatchEvent, bronze: DataFrame) -> None:
-        log.info("%s", event.describe())
-        events.append(self.spark, event, bronze, self.tables.event_log)
 
     @staticmethod
     def _parse(bronze: DataFrame, topic: str, parse: Callable[[DataFrame], DataFrame]) -> DataFrame:
@@ -159,6 +197,17 @@ class IngestJob:
             log.warning("quarantined %d record(s)", count)
         bad.unpersist()
         return count
+
+    def _quarantine_sink_rejections(self, rejected: list[mongo_sink.Rejected]) -> None:
+        """Records in silver that MongoDB refused: quarantined (Delta and MongoDB) with the sink's reason. They
+        stay in silver, which can hold them; the consistency check leaves them out of "silver = MongoDB"."""
+        if not rejected:
+            return
+        rows = [sink_rejection_row(rejection) for rejection in rejected]
+        lake.insert_new(self.spark, self.spark.createDataFrame(rows, QUARANTINE_SCHEMA), self.tables.quarantine, "_id")
+        self.sink.insert_quarantined(rows)
+        self.last_quarantined += len(rows)
+        log.warning("quarantined %d record(s) MongoDB cannot store, e.g. %s", len(rows), rows[0]["reason"])
 
     def _touched_products(self, categories: DataFrame, products: DataFrame) -> DataFrame:
         """Before the MERGEs: the asins whose silver row this batch changes (its products, and the products of
@@ -184,9 +233,10 @@ class IngestJob:
         lake.upsert_newer(self.spark, categories, self.tables.silver_categories, "id")
         lake.rename_products(self.spark, categories, self.tables.silver_products)
         current = self.spark.read.format("delta").load(self.tables.silver_categories)
-        self.sink.upsert_categories(
+        stats = self.sink.upsert_categories(
             rows_as_dicts(category_documents(current.join(categories.select("id"), "id", how="left_semi")))
         )
+        self._quarantine_sink_rejections(stats.rejected)
 
     def _current_categories(self) -> DataFrame:
         current = self._silver(self.tables.silver_categories)
@@ -204,7 +254,8 @@ class IngestJob:
 
     def _publish(self, current: DataFrame) -> None:
         """Enriched products to the processed-product topic, keyed by asin: at least once, and each value
-        carries its `_v`, so a consumer keeping the highest `_v` per asin ends with silver's state."""
+        carries its `_v`, so a consumer keeping the highest `_v` (compared as text) per asin ends with
+        silver's state."""
         (
             current.select(
                 F.col("asin").alias("key"), F.to_json(F.struct("asin", *PRODUCT_DOCUMENT_FIELDS)).alias("value")
@@ -234,10 +285,13 @@ class IngestJob:
         products.unpersist()
 
     def start(self, available_now: bool = False) -> Any:
+        """Start the query; raises TopicChanged (topic_guard.py) before starting when an input topic is not
+        the one this checkpoint read or is not stamped by the broker."""
+        self.topic_guard.check()
         writer = (
             self.kafka_source()
             .writeStream.foreachBatch(self.process_batch)
-            .option("checkpointLocation", str(self.config.checkpoint_dir / "ingest"))
+            .option("checkpointLocation", str(self.query_checkpoint))
             .queryName("ingest")
         )
         if available_now:
@@ -245,28 +299,6 @@ class IngestJob:
         else:
             writer = writer.trigger(processingTime=f"{self.config.stream_trigger_seconds} seconds")
         return writer.start()
-
-
-MAX_RESTARTS = 30
-
-
-def run_supervised(job: IngestJob, available_now: bool) -> None:
-    """Run the query; when it fails (Kafka or MongoDB away), log it and start it again from the checkpoint.
-    The unfinished micro-batch is replayed, which every write tolerates."""
-    restarts = 0
-    while True:
-        query = job.start(available_now=available_now)
-        try:
-            query.awaitTermination()
-            return
-        except StreamingQueryException as error:
-            restarts = 1 if query.lastProgress else restarts + 1
-            if restarts > MAX_RESTARTS:
-                raise
-            delay = min(5 * restarts, 60)
-            reason = str(error).strip().splitlines()[0][:300]
-            log.error("query failed: %s; restarting from the checkpoint in %ds (%d in a row)", reason, delay, restarts)
-            time.sleep(delay)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -278,9 +310,30 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spark = build_spark("amazon-lakehouse-ingest")
     log.info(
-        "streaming from %s into %s and %s", settings.kafka_bootstrap_servers, settings.lakehouse_dir, settings.mongo_uri
+        "streaming from %s into %s and %s",
+        settings.kafka_bootstrap_servers,
+        settings.lakehouse_dir,
+        redacted_uri(settings.mongo_uri),
     )
-    run_supervised(IngestJob(spark), args.available_now)
+    run_supervised(connected_job(spark), args.available_now)
+
+
+def connected_job(spark: SparkSession) -> IngestJob:
+    """The job, once MongoDB answers: a server that starts after the job (or is away) is waited for, as the
+    supervisor waits for it while the job runs."""
+    delay = 5
+    while True:
+        try:
+            return IngestJob(spark)
+        except PyMongoError as error:
+            log.error(
+                "MongoDB does not answer at %s (%s); trying again in %ds",
+                redacted_uri(settings.mongo_uri),
+                error,
+                delay,
+            )
+            time.sleep(delay)
+            delay = min(delay + 5, 60)
 
 
 if __name__ == "__main__":

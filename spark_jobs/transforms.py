@@ -1,8 +1,9 @@
 """The job's steps as pure DataFrame -> DataFrame functions; I/O lives in streaming_job.py.
 
 Column conventions: `_topic`, `_partition`, `_offset`, `_kafka_ts` are a record's Kafka coordinates and
-travel with it to every layer. `_v` is its version: the Kafka offset. A key always maps to the same
-partition, so for one asin (or category id) a higher offset is a later record.
+travel with it to every layer. `_v` is its version (`record_version`): the broker's log-append time, then
+the offset, then the partition, as one fixed-width string, so "later" holds for a key across partitions and
+across a topic deleted and created again, where offsets alone restart or differ.
 """
 
 from __future__ import annotations
@@ -93,8 +94,14 @@ def _has_lone_surrogate_escape(raw: Column) -> Column:
     return maybe & raw.rlike(LONE_SURROGATE_ESCAPE)
 
 
+# Versions hold the time as 13 digits of milliseconds (until 2286); Kafka's "no timestamp" is -1.
+MAX_VERSION_MILLIS = 10**13 - 1
+
+
 def _envelope_rules() -> list[tuple[str, Column]]:
+    millis = F.unix_millis(F.col("_kafka_ts"))
     return [
+        ("_kafka_ts: not a time from 1970 to 2286", ~millis.between(0, MAX_VERSION_MILLIS)),
         ("value: not valid UTF-8", ~F.col("_is_utf8")),
         ("value: a lone surrogate escape (not Unicode text)", _has_lone_surrogate_escape(F.col("raw_value"))),
         ("value: not one JSON object", ~F.coalesce(F.col("_is_json_object"), F.lit(False))),
@@ -184,21 +191,48 @@ def with_failure_reason(parsed: DataFrame, rules: list[tuple[str, Column]]) -> D
     return parsed.withColumn("_error", _first_failure(rules))
 
 
+RAW_VALUE_CHARACTERS = 10_000  # of a quarantined value kept in the quarantine (its full length beside it)
+
+
+def record_id() -> Column:
+    """`<topic>:<partition>:<offset>@<broker ms>`: a Kafka record's identity. The time tells apart two
+    generations of a topic deleted and created again, whose offsets restart at 0."""
+    coordinates = F.concat_ws(":", "_topic", "_partition", "_offset")
+    return F.concat(coordinates, F.lit("@"), F.unix_millis(F.col("_kafka_ts")).cast("string"))
+
+
 def quarantined(checked: DataFrame) -> DataFrame:
     """Records that failed a rule, with the reason and what is needed to find and replay them."""
     return checked.where(F.col("_error").isNotNull()).select(
-        F.concat_ws(":", "_topic", "_partition", "_offset").alias("_id"),
+        record_id().alias("_id"),
         *KAFKA_COLUMNS,
         "key",
         F.col("_error").alias("reason"),
-        F.substring("raw_value", 1, 10_000).alias("raw_value"),
+        F.substring("raw_value", 1, RAW_VALUE_CHARACTERS).alias("raw_value"),
         F.length("raw_value").alias("raw_length"),
     )
 
 
+def record_version(timestamp: Column, offset: Column, partition: Column) -> Column:
+    """A record's version, ordered as text (Delta's and MongoDB's string comparison): `<ms>.<offset>.<partition>`,
+    e.g. `1764470000123.0000000000000000042.0000000002`, 13 + 19 + 10 digits.
+
+    The broker's log-append time (topics use message.timestamp.type=LogAppendTime, checked at the job's
+    start) orders a key's records across partitions and topic generations; within one millisecond the offset
+    orders a partition's records, and the partition breaks the remaining tie. Two writes of one key on two
+    partitions within the same millisecond (or within the brokers' clock skew) may be ordered either way:
+    they were concurrent. A partition of -1 (the CSV backfill) sorts below the others.
+    """
+    return F.format_string("%013d.%019d.%010d", F.unix_millis(timestamp), offset, partition)
+
+
+def with_version(records: DataFrame) -> DataFrame:
+    return records.withColumn("_v", record_version(F.col("_kafka_ts"), F.col("_offset"), F.col("_partition")))
+
+
 def latest_per_key(records: DataFrame, key: str) -> DataFrame:
-    """One row per key: the highest offset (the key's latest record) wins."""
-    newest_first = Window.partitionBy(key).orderBy(F.col("_offset").desc())
+    """One row per key: the highest `_v` (the key's latest record) wins."""
+    newest_first = Window.partitionBy(key).orderBy(F.col("_v").desc())
     return records.withColumn("_rank", F.row_number().over(newest_first)).where("_rank = 1").drop("_rank")
 
 
@@ -217,12 +251,12 @@ def valid_products(checked: DataFrame) -> DataFrame:
     typed = checked.where(F.col("_error").isNull()).select(
         *contract_columns(PRODUCT_SPECS), "_rescued_data", *KAFKA_COLUMNS
     )
-    return latest_per_key(typed, "asin").withColumn("_v", F.col("_offset"))
+    return latest_per_key(with_version(typed), "asin")
 
 
 def valid_categories(checked: DataFrame) -> DataFrame:
     typed = checked.where(F.col("_error").isNull()).select(*contract_columns(CATEGORY_SPECS), *KAFKA_COLUMNS)
-    return latest_per_key(typed, "id").withColumn("_v", F.col("_offset"))
+    return latest_per_key(with_version(typed), "id")
 
 
 def enrich_with_categories(products: DataFrame, categories: DataFrame) -> DataFrame:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import NewTopic
 
-from lakehouse.kafka_admin import KafkaAdmin, KafkaAdminError
+from lakehouse.kafka_admin import LOG_APPEND_TIME, KafkaAdmin, KafkaAdminError
 from lakehouse.net import host_port
 from lakehouse.settings import PROJECT_ROOT, Settings
 from stack.processes import ServiceProcess, wait_until
@@ -52,6 +52,9 @@ def server_properties(settings: Settings, data_dir: Path) -> str:
             # Topics are created by the project with explicit partitions, never by a typo in a producer.
             "auto.create.topics.enable=false",
             f"num.partitions={settings.kafka_topic_partitions}",
+            # The broker stamps every record, also in topics an operator creates by hand: the job's record
+            # versions are that time (spark_jobs/transforms.py record_version).
+            f"log.message.timestamp.type={LOG_APPEND_TIME}",
             "offsets.topic.replication.factor=1",
             "transaction.state.log.replication.factor=1",
             "transaction.state.log.min.isr=1",
@@ -63,15 +66,16 @@ def server_properties(settings: Settings, data_dir: Path) -> str:
 
 # Keys are kept for a week: longer than any client retries a batch.
 IDEMPOTENCY_TOPIC_CONFIG = {"cleanup.policy": "compact,delete", "retention.ms": str(7 * 24 * 3600 * 1000)}
+INGEST_TOPIC_CONFIG = {"message.timestamp.type": LOG_APPEND_TIME}
 
 
 def project_topics(settings: Settings) -> list[NewTopic]:
     """Ingest topics, the job's output topic, and the API's compacted Idempotency-Key log."""
     partitioned = (settings.kafka_topic_products, settings.kafka_topic_categories, settings.kafka_topic_processed)
     replication = settings.kafka_replication_factor
-    return [NewTopic(name, settings.kafka_topic_partitions, replication) for name in partitioned] + [
-        NewTopic(settings.kafka_topic_idempotency, 1, replication, config=IDEMPOTENCY_TOPIC_CONFIG)
-    ]
+    return [
+        NewTopic(name, settings.kafka_topic_partitions, replication, config=INGEST_TOPIC_CONFIG) for name in partitioned
+    ] + [NewTopic(settings.kafka_topic_idempotency, 1, replication, config=IDEMPOTENCY_TOPIC_CONFIG)]
 
 
 class KafkaBroker:
@@ -124,10 +128,18 @@ class KafkaBroker:
         return True
 
     def create_topics(self) -> None:
-        """Create the project's topics that do not exist yet; raises KafkaAdminError naming servers and topics."""
-        created = KafkaAdmin(self.settings.kafka_bootstrap_servers).create_topics(project_topics(self.settings))
+        """Create the project's topics that do not exist yet, and stamp the ingest topics with the broker's
+        time (topics created by an earlier version used CreateTime); raises KafkaAdminError naming servers
+        and topics."""
+        admin = KafkaAdmin(self.settings.kafka_bootstrap_servers)
+        created = admin.create_topics(project_topics(self.settings))
         if created:
             log.info("created topics %s", ", ".join(created))
+        facts = admin.topic_facts(self.settings.kafka_topics)
+        producer_stamped = [topic for topic, fact in facts.items() if fact.timestamp_type != LOG_APPEND_TIME]
+        if producer_stamped:
+            admin.set_topic_config(producer_stamped, "message.timestamp.type", LOG_APPEND_TIME)
+            log.warning("set message.timestamp.type=%s on %s", LOG_APPEND_TIME, ", ".join(producer_stamped))
 
     def stop(self) -> bool:
         return self.process.stop(timeout=60)

@@ -53,13 +53,15 @@ def test_only_topic_already_exists_counts_as_another_process_winning_the_race() 
     assert not already_exists(KafkaException("no KafkaError inside"))
 
 
-def test_project_topics_are_the_partitioned_ones_and_the_compacted_key_log() -> None:
+def test_project_topics_are_broker_stamped_partitioned_ones_and_the_compacted_key_log() -> None:
     config = load_settings(kafka_topic_partitions=4, kafka_replication_factor=1)
     topics = {topic.topic: topic for topic in project_topics(config)}
     assert sorted(topics) == ["ingest-category", "ingest-idempotency", "ingest-product", "processed-product"]
     assert [topics[name].num_partitions for name in sorted(topics)] == [4, 1, 4, 4]
     assert topics["ingest-idempotency"].config == IDEMPOTENCY_TOPIC_CONFIG
-    assert not topics["ingest-product"].config
+    # Record versions are the broker's append time (spark_jobs/topic_guard.py checks it).
+    for name in ("ingest-product", "ingest-category", "processed-product"):
+        assert topics[name].config == {"message.timestamp.type": "LogAppendTime"}
 
 
 def test_an_unreachable_cluster_fails_at_once_naming_the_servers_and_the_topic() -> None:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pandas as pd
 import pytest
+from pyspark.sql import functions as F
 
 from dataset.generate import product_rows
 from spark_jobs import gold, transforms
@@ -25,6 +26,63 @@ def kafka_rows(spark, values: list[bytes | str | dict], topic: str = TOPIC):
     return spark.createDataFrame(
         rows, "topic string, partition int, offset long, timestamp timestamp, key binary, value binary"
     )
+
+
+JAN_2024_MS = 1_704_067_200_000  # datetime(2024, 1, 1) in UTC, the test session's time zone
+
+
+def versioned_rows(spark, records: list[tuple[int, int, datetime, dict]], topic: str = TOPIC):
+    """(partition, offset, broker time, value) -> Kafka source rows."""
+    rows = [(topic, p, o, ts, b"k", json.dumps(v).encode()) for p, o, ts, v in records]
+    return spark.createDataFrame(
+        rows, "topic string, partition int, offset long, timestamp timestamp, key binary, value binary"
+    )
+
+
+def latest_prices(spark, records: list[tuple[int, int, datetime, dict]]) -> dict[str, float]:
+    checked = transforms.parse_products(transforms.to_bronze(versioned_rows(spark, records)))
+    return {r["asin"]: r["price"] for r in transforms.valid_products(checked).collect()}
+
+
+def test_the_later_broker_time_wins_across_partitions_and_topic_generations(spark) -> None:
+    earlier, later = datetime(2024, 1, 1, 12), datetime(2024, 1, 1, 12, 0, 1)
+    records = [
+        # A partition added: the update lands on another partition at a lower offset.
+        (0, 500, earlier, {**GOOD, "price": 10.0}),
+        (5, 0, later, {**GOOD, "price": 20.0}),
+        # The topic created again: offsets restart at 0 on the same partition.
+        (1, 900, earlier, {**GOOD, "asin": "B000000002", "price": 10.0}),
+        (1, 0, later, {**GOOD, "asin": "B000000002", "price": 20.0}),
+    ]
+    assert latest_prices(spark, records) == {"B000000001": 20.0, "B000000002": 20.0}
+
+
+def test_within_one_millisecond_the_offset_then_the_partition_decides(spark) -> None:
+    same_ms = datetime(2024, 1, 1, 12)
+    records = [
+        (0, 7, same_ms, {**GOOD, "price": 2.0}),
+        (0, 6, same_ms, {**GOOD, "price": 1.0}),
+        (1, 3, same_ms, {**GOOD, "asin": "B000000002", "price": 1.0}),
+        (2, 3, same_ms, {**GOOD, "asin": "B000000002", "price": 2.0}),
+    ]
+    assert latest_prices(spark, records) == {"B000000001": 2.0, "B000000002": 2.0}
+
+
+def test_versions_order_as_text_like_their_parts(spark) -> None:
+    parts = [(0, 0, 0), (0, 10, 0), (1, 9, 3), (1, 10, 0), (JAN_2024_MS, 2**63 - 1, 2**31 - 1)]
+    frame = spark.createDataFrame(parts, "ms long, offset long, partition int")
+    version = transforms.record_version(F.timestamp_millis("ms"), F.col("offset"), F.col("partition"))
+    versions = [r[0] for r in frame.select(version).collect()]
+    assert versions == sorted(versions)
+    assert versions[-1] == f"{JAN_2024_MS}.{2**63 - 1}.{2**31 - 1}"
+
+
+def test_a_broker_time_a_version_cannot_hold_is_quarantined(spark) -> None:
+    records = [(0, 0, datetime(1969, 12, 31, 23, 59, 59), GOOD), (0, 1, datetime(2300, 1, 1), GOOD)]
+    checked = transforms.parse_products(transforms.to_bronze(versioned_rows(spark, records)))
+    assert [r["_error"] for r in checked.orderBy("_offset").collect()] == [
+        "_kafka_ts: not a time from 1970 to 2286"
+    ] * 2
 
 
 def reasons(spark, values: list) -> list[str | None]:
@@ -136,7 +194,7 @@ def test_quarantine_keeps_raw_value_reason_and_kafka_coordinates(spark) -> None:
     checked = transforms.parse_products(transforms.to_bronze(kafka_rows(spark, [GOOD, "oops"])))
     [row] = transforms.quarantined(checked).collect()
     assert (row["_id"], row["reason"], row["raw_value"], row["_partition"], row["_offset"]) == (
-        f"{TOPIC}:0:1",
+        f"{TOPIC}:0:1@{JAN_2024_MS}",
         "value: not one JSON object",
         "oops",
         0,
@@ -144,12 +202,12 @@ def test_quarantine_keeps_raw_value_reason_and_kafka_coordinates(spark) -> None:
     )
 
 
-def test_latest_offset_wins_and_unknown_fields_are_rescued(spark) -> None:
+def test_latest_version_wins_and_unknown_fields_are_rescued(spark) -> None:
     values = [GOOD, {**GOOD, "price": 2.5, "colour": "red"}, {**GOOD, "asin": "B000000009"}]
     checked = transforms.parse_products(transforms.to_bronze(kafka_rows(spark, values)))
     rows = {r["asin"]: r for r in transforms.valid_products(checked).collect()}
     assert rows["B000000001"]["price"] == 2.5
-    assert rows["B000000001"]["_v"] == 1
+    assert rows["B000000001"]["_v"] == f"{JAN_2024_MS}.{1:019d}.{0:010d}"
     assert json.loads(rows["B000000001"]["_rescued_data"]) == {"colour": "red"}
     assert rows["B000000009"]["_rescued_data"] is None
     assert (rows["B000000009"]["listPrice"], rows["B000000009"]["isBestSeller"]) == (0.0, False)
