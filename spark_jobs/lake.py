@@ -54,6 +54,18 @@ def exists(spark: SparkSession, path: str) -> bool:
     return DeltaTable.isDeltaTable(spark, path)
 
 
+def outdated_version_tables(spark: SparkSession, tables: LakeTables) -> list[str]:
+    """Silver tables whose `_v` is not a record version (text): written by an earlier release, when `_v` was
+    the Kafka offset. Comparing the two would refuse every update (MongoDB compares a number and a text as
+    different types; Delta cannot merge them), so the job refuses to start on them."""
+    paths = (tables.silver_products, tables.silver_categories)
+    return [
+        path
+        for path in paths
+        if exists(spark, path) and dict(spark.read.format("delta").load(path).dtypes).get("_v") != "string"
+    ]
+
+
 def append_once(batch: DataFrame, path: str, batch_id: int, app_id: str) -> None:
     """Append; Delta skips the write when this (app_id, batch_id) was already committed (a replay).
 

@@ -315,7 +315,14 @@ def main(argv: list[str] | None = None) -> None:
         settings.lakehouse_dir,
         redacted_uri(settings.mongo_uri),
     )
-    run_supervised(connected_job(spark), args.available_now)
+    job = connected_job(spark)
+    if outdated := lake.outdated_version_tables(spark, job.tables):
+        raise SystemExit(
+            f"{', '.join(outdated)} keep Kafka offsets as versions (an earlier release); rebuild silver, gold and "
+            "MongoDB from bronze with the broker-time versions: `make backfill` (README.md, Backfill), then start "
+            "the job again"
+        )
+    run_supervised(job, args.available_now)
 
 
 def connected_job(spark: SparkSession) -> IngestJob:

@@ -276,3 +276,15 @@ def test_gold_sums_of_64_bit_counts_do_not_wrap_around(spark) -> None:
     )
     [row] = gold.category_stats(products).collect()
     assert row["bought_last_month"] == 2.0**63
+
+
+def test_silver_written_with_offset_versions_is_named_for_a_rebuild(spark, tmp_path) -> None:
+    from spark_jobs import lake
+
+    tables = lake.LakeTables(tmp_path)
+    assert lake.outdated_version_tables(spark, tables) == []
+    spark.createDataFrame([("B000000001", 7)], "asin string, _v long").write.format("delta").save(
+        tables.silver_products
+    )
+    spark.createDataFrame([(1, "0000.1.1")], "id long, _v string").write.format("delta").save(tables.silver_categories)
+    assert lake.outdated_version_tables(spark, tables) == [tables.silver_products]
