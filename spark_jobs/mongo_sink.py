@@ -34,7 +34,14 @@ from bson.errors import BSONError
 from pymongo import ASCENDING, ReplaceOne, UpdateMany
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    ExecutionTimeout,
+    NetworkTimeout,
+    OperationFailure,
+    PyMongoError,
+)
 
 from lakehouse.mongo import serving_db
 from lakehouse.settings import Settings
@@ -179,6 +186,19 @@ def _failure_reason(error: Exception) -> str:
     return f"sink: BSON cannot encode it ({shown(str(error))})"
 
 
+class ServerRefusesAll(RuntimeError):
+    """Every document of a bulk failed alone with one reason: the server's state (disk full, a quota, a
+    setting), not the documents. Raised, so the batch fails loudly instead of quarantining a whole topic."""
+
+
+def _raise_if_refused_alike(collection: Collection, documents: Sequence[Mapping[str, Any]], sent: WriteStats) -> None:
+    reasons = {rejection.reason for rejection in sent.rejected}
+    if len(documents) > 1 and len(sent.rejected) == len(documents) and len(reasons) == 1:
+        raise ServerRefusesAll(
+            f"{collection.full_name}: MongoDB refused all {len(documents)} documents: {reasons.pop()}"
+        )
+
+
 class MongoSink:
     """Owns the serving database's client and the whole write strategy of the streaming job and backfill."""
 
@@ -211,7 +231,9 @@ class MongoSink:
         for chunk in chunks(documents, self.chunk_size):
             storable, rejected = checked(chunk, self.max_document_bytes)
             stats.add(WriteStats(rejected=rejected))
-            stats.add(self._send(collection, storable, [operation(d) for d in storable]))
+            sent = self._send(collection, storable, [operation(d) for d in storable])
+            _raise_if_refused_alike(collection, storable, sent)
+            stats.add(sent)
         return stats
 
     def _send(
@@ -250,10 +272,11 @@ class MongoSink:
 
     def _raise_unless_about_documents(self, error: Exception) -> None:
         """Raises `error` when the server, not a document, is the problem: a server-side code, or no ping."""
-        if isinstance(error, OperationFailure) and (
-            error.code in SERVER_SIDE_CODES or error.has_error_label("RetryableWriteError")
+        if isinstance(error, NetworkTimeout | ExecutionTimeout) or (
+            isinstance(error, OperationFailure)
+            and (error.code in SERVER_SIDE_CODES or error.has_error_label("RetryableWriteError"))
         ):
-            raise error
+            raise error  # a slow network or server, or one that cannot write now: a transient failure
         try:
             self.db.command("ping")
         except PyMongoError as unanswered:
@@ -334,6 +357,16 @@ class MongoSink:
             if name in DERIVED_COLLECTIONS or name.startswith("gold_"):
                 self.db.drop_collection(name)
         self.setup()
+
+    def outdated_versions(self) -> list[str]:
+        """Versioned collections whose documents carry a number as `_v` (an earlier release's Kafka offset),
+        which the text versions' guard would never replace. One document tells: a release writes them all alike."""
+        outdated = []
+        for name in ("products", "categories"):
+            document = self.db[name].find_one({}, {"_v": 1})
+            if document is not None and not isinstance(document.get("_v"), str):
+                outdated.append(f"MongoDB {self.db.name}.{name}")
+        return outdated
 
     def write_status(self, document: dict[str, Any]) -> None:
         """The job's one `pipeline_status` document (its `_id` names the job)."""

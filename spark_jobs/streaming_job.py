@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +41,7 @@ log = logging.getLogger("spark_jobs.streaming_job")
 
 # A served product: the contract's fields, its category's name, and where it came from (transforms.py).
 PRODUCT_DOCUMENT_FIELDS = (*PRODUCT_FIELDS, "category_name", "_rescued_data", *transforms.KAFKA_COLUMNS, "_v")
-CATEGORY_DOCUMENT_FIELDS = (*CATEGORY_FIELDS, "_offset", "_kafka_ts", "_v")
+CATEGORY_DOCUMENT_FIELDS = (*CATEGORY_FIELDS, *transforms.KAFKA_COLUMNS, "_v")
 
 
 def product_documents(enriched: DataFrame) -> DataFrame:
@@ -58,20 +58,24 @@ QUARANTINE_SCHEMA = (
 )
 
 
-def sink_rejection_row(rejection: mongo_sink.Rejected) -> dict[str, Any]:
-    """A quarantine row (transforms.quarantined's columns) for a silver row the sink refused; its raw value is
-    the row as JSON (non-finite numbers written as NaN/Infinity), cut like the job's (10,000 characters)."""
-    document = rejection.document
+def quarantine_row(document: Mapping[str, Any], key: Any, reason: str) -> dict[str, Any]:
+    """A quarantine row (transforms.quarantined's columns) for a silver row a sink refused (MongoDB, or the
+    processed-product topic); its raw value is the row as JSON (non-finite numbers written as NaN/Infinity),
+    cut like the job's (RAW_VALUE_CHARACTERS)."""
     raw = json.dumps({k: v for k, v in document.items() if k != "_id"}, default=str, ensure_ascii=False)
     millis = int(document["_kafka_ts"].timestamp() * 1000)
     return {
         "_id": f"{document['_topic']}:{document['_partition']}:{document['_offset']}@{millis}",
         **{name: document[name] for name in transforms.KAFKA_COLUMNS},
-        "key": str(rejection.key),
-        "reason": rejection.reason,
+        "key": str(key),
+        "reason": reason,
         "raw_value": raw[: transforms.RAW_VALUE_CHARACTERS],
         "raw_length": len(raw),
     }
+
+
+# Kafka's default limits a record to 1 MiB (producer max.request.size, topic max.message.bytes), with overhead.
+MAX_PUBLISHED_BYTES = 1_000_000
 
 
 def rows_as_dicts(frame: DataFrame) -> list[dict[str, Any]]:
@@ -189,7 +193,10 @@ class IngestJob:
         return self.spark.read.format("delta").load(path) if lake.exists(self.spark, path) else None
 
     def _quarantine(self, categories: DataFrame, products: DataFrame) -> int:
-        bad = transforms.quarantined(categories).unionByName(transforms.quarantined(products)).persist()
+        bad = transforms.quarantined(categories).unionByName(transforms.quarantined(products))
+        # A record read by two checkpoints is twice in bronze (once per reader): one quarantine row (a rebuild
+        # from bronze sees both copies in one batch).
+        bad = bad.dropDuplicates(["_id"]).persist()
         count = bad.count()
         if count:
             lake.insert_new(self.spark, bad, self.tables.quarantine, "_id")
@@ -200,14 +207,17 @@ class IngestJob:
 
     def _quarantine_sink_rejections(self, rejected: list[mongo_sink.Rejected]) -> None:
         """Records in silver that MongoDB refused: quarantined (Delta and MongoDB) with the sink's reason. They
-        stay in silver, which can hold them; the consistency check leaves them out of "silver = MongoDB"."""
-        if not rejected:
+        stay in silver, which can hold them, and MongoDB keeps serving the key's previous version if it had
+        one; the consistency check leaves keys MongoDB lacks for that reason out of "silver = MongoDB"."""
+        self._quarantine_rows([quarantine_row(r.document, r.key, r.reason) for r in rejected])
+
+    def _quarantine_rows(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
             return
-        rows = [sink_rejection_row(rejection) for rejection in rejected]
         lake.insert_new(self.spark, self.spark.createDataFrame(rows, QUARANTINE_SCHEMA), self.tables.quarantine, "_id")
         self.sink.insert_quarantined(rows)
         self.last_quarantined += len(rows)
-        log.warning("quarantined %d record(s) MongoDB cannot store, e.g. %s", len(rows), rows[0]["reason"])
+        log.warning("quarantined %d record(s) a sink cannot store, e.g. %s", len(rows), rows[0]["reason"])
 
     def _touched_products(self, categories: DataFrame, products: DataFrame) -> DataFrame:
         """Before the MERGEs: the asins whose silver row this batch changes (its products, and the products of
@@ -256,10 +266,23 @@ class IngestJob:
         """Enriched products to the processed-product topic, keyed by asin: at least once, and each value
         carries its `_v`, so a consumer keeping the highest `_v` (compared as text) per asin ends with
         silver's state."""
+        published = current.select(
+            F.col("asin").alias("key"), F.to_json(F.struct("asin", *PRODUCT_DOCUMENT_FIELDS)).alias("value")
+        )
+        fits = F.octet_length("value") <= MAX_PUBLISHED_BYTES
+        too_large = current.join(published.where(~fits).select(F.col("key").alias("asin")), "asin", how="left_semi")
+        self._quarantine_rows(
+            [
+                quarantine_row(
+                    row,
+                    row["asin"],
+                    f"sink: processed-product value over Kafka's {MAX_PUBLISHED_BYTES:,}-byte record limit",
+                )
+                for row in rows_as_dicts(too_large)
+            ]
+        )
         (
-            current.select(
-                F.col("asin").alias("key"), F.to_json(F.struct("asin", *PRODUCT_DOCUMENT_FIELDS)).alias("value")
-            )
+            published.where(fits)
             .write.format("kafka")
             .option("kafka.bootstrap.servers", self.config.kafka_bootstrap_servers)
             .option("kafka.acks", "all")
@@ -316,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
         redacted_uri(settings.mongo_uri),
     )
     job = connected_job(spark)
-    if outdated := lake.outdated_version_tables(spark, job.tables):
+    if outdated := lake.outdated_version_tables(spark, job.tables) + job.sink.outdated_versions():
         raise SystemExit(
             f"{', '.join(outdated)} keep Kafka offsets as versions (an earlier release); rebuild silver, gold and "
             "MongoDB from bronze with the broker-time versions: `make backfill` (README.md, Backfill), then start "

@@ -52,7 +52,7 @@ POLL_SECONDS = 5.0
 STATUS_FILE = "supervisor.json"
 QUERY_FOLDER = "ingest"
 # Long enough for the topic guard's messages, which end with the command that fixes the topic.
-MAX_CAUSE_CHARS = 1000
+MAX_CAUSE_CHARS = 4000  # the topic guard's message for two topics, with its command, is ~1,100
 
 Kind = Literal["transient", "undetermined", "deterministic"]
 State = Literal["running", "restarting", "stopped"]

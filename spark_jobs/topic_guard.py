@@ -6,9 +6,10 @@
 - **The same topic.** Spark's Kafka source tracks offsets by topic name. A topic deleted and created again
   restarts its offsets at 0: Spark fails the query when it notices that the offsets went back, but once the
   new topic has grown past the checkpoint's offsets it reads on from there and silently skips the new
-  topic's first records. Kafka gives each topic generation its own id; the ids seen at a checkpoint's first
-  batch are kept beside that checkpoint (`topic_ids.json` in the query's checkpoint folder), and a batch
-  that finds another id stops the job before it writes anything.
+  topic's first records. Kafka gives each topic generation its own id; the ids seen at the first check
+  with a checkpoint (the job's start) are kept in it (`topic_ids.json` in the query's checkpoint folder), and
+  a start or batch that finds another id stops the job before it writes anything. A checkpoint from before
+  this check adopts the ids of its first start.
 
 Both failures raise TopicChanged, whose message names the topic and the command that resolves it.
 """

@@ -101,7 +101,7 @@ MAX_VERSION_MILLIS = 10**13 - 1
 def _envelope_rules() -> list[tuple[str, Column]]:
     millis = F.unix_millis(F.col("_kafka_ts"))
     return [
-        ("_kafka_ts: not a time from 1970 to 2286", ~millis.between(0, MAX_VERSION_MILLIS)),
+        ("_kafka_ts: not a time from 1970 to 2286", ~F.coalesce(millis.between(0, MAX_VERSION_MILLIS), F.lit(False))),
         ("value: not valid UTF-8", ~F.col("_is_utf8")),
         ("value: a lone surrogate escape (not Unicode text)", _has_lone_surrogate_escape(F.col("raw_value"))),
         ("value: not one JSON object", ~F.coalesce(F.col("_is_json_object"), F.lit(False))),
@@ -221,7 +221,7 @@ def record_version(timestamp: Column, offset: Column, partition: Column) -> Colu
     start) orders a key's records across partitions and topic generations; within one millisecond the offset
     orders a partition's records, and the partition breaks the remaining tie. Two writes of one key on two
     partitions within the same millisecond (or within the brokers' clock skew) may be ordered either way:
-    they were concurrent. A partition of -1 (the CSV backfill) sorts below the others.
+    they were concurrent. The CSV backfill's partition -1 breaks that last tie below the others.
     """
     return F.format_string("%013d.%019d.%010d", F.unix_millis(timestamp), offset, partition)
 

@@ -432,3 +432,10 @@ def test_a_gold_row_the_sink_refuses_is_rejected_and_its_old_figures_removed(sin
         written=1, rejected=[Rejected("b", "sink: n is NaN (MongoDB serves finite numbers only)")]
     )
     assert list(sink.db.gold_summary.find()) == [{"_id": "a", "n": 3}]
+
+
+def test_collections_written_with_offset_versions_are_named(sink: MongoSink) -> None:
+    assert sink.outdated_versions() == []
+    sink.db.products.insert_one({"_id": "B000000001", "_v": 17})
+    sink.db.categories.insert_one({"_id": 1, "_v": "0000000000001.0000000000000000001.0000000000"})
+    assert sink.outdated_versions() == [f"MongoDB {sink.db.name}.products"]

@@ -35,3 +35,10 @@ def test_a_divergence_exits_1() -> None:
     lines, exit_code = report([Check("a", 1, 1), Check("gold = silver", 10, 9)], [])
     assert lines[-1] == "1 of 2 checks agree: DIVERGENCE"
     assert exit_code == 1
+
+
+def test_a_key_missing_from_mongodb_is_fine_only_when_the_sink_refused_it() -> None:
+    from spark_jobs.consistency import served_keys
+
+    # 2 refused and not served; 3 refused once but served later; 4 simply missing (a divergence to report).
+    assert served_keys([1, 2, 3, 4], {"2", "3"}, [1, 3]) == {1, 3, 4}

@@ -67,7 +67,7 @@ def test_the_cause_is_the_last_python_exception_or_the_first_meaningful_jvm_line
 
 
 def test_a_cause_is_one_bounded_line() -> None:
-    cause = failure_cause("[STREAM_FAILED] Query [id = a, runId = b] terminated with exception: " + "x  " * 900)
+    cause = failure_cause("[STREAM_FAILED] Query [id = a, runId = b] terminated with exception: " + "x  " * 3000)
     assert "\n" not in cause
     assert len(cause) == MAX_CAUSE_CHARS
     assert cause.endswith("…")
