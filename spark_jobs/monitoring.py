@@ -19,12 +19,21 @@ STATUS_ID = "streaming_job"
 
 def lag_from_offsets(end_offset: str | None, latest_offset: str | None) -> dict[str, int]:
     """Per topic: records available in Kafka (latestOffset) beyond what the batch read to (endOffset)."""
-    end = json.loads(end_offset) if end_offset else {}
-    latest = json.loads(latest_offset) if latest_offset else {}
+    end, latest = _offsets(end_offset), _offsets(latest_offset)
     return {
         topic: sum(max(0, offset - end.get(topic, {}).get(partition, 0)) for partition, offset in partitions.items())
         for topic, partitions in latest.items()
     }
+
+
+def _offsets(text: str | None) -> dict[str, dict[str, int]]:
+    """A source's offsets JSON; {} when absent or not JSON (seen after a restart while Kafka was away: the
+    listener must not fail on it, it only reports)."""
+    try:
+        offsets = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return offsets if isinstance(offsets, dict) else {}
 
 
 def lag_from_sources(sources: Iterable[Any]) -> dict[str, int]:

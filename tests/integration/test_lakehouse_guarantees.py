@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC
 from pathlib import Path
 
 import pandas as pd
@@ -163,9 +164,9 @@ def test_bad_records_are_quarantined_with_their_reason_and_the_stream_goes_on(pi
         ]
     )
     for document in pipeline.db.quarantine.find():
-        assert (
-            document["_topic"] == topic and document["_id"] == f"{topic}:{document['_partition']}:{document['_offset']}"
-        )
+        broker_ms = int(document["_kafka_ts"].replace(tzinfo=UTC).timestamp() * 1000)  # pymongo: naive UTC
+        coordinates = f"{topic}:{document['_partition']}:{document['_offset']}"
+        assert (document["_topic"], document["_id"]) == (topic, f"{coordinates}@{broker_ms}")
     assert {d["_id"] for d in pipeline.db.products.find()} == {"B0GOOD0001", "B0GOOD0002"}
     rescued = pipeline.db.products.find_one({"_id": "B0GOOD0002"})["_rescued_data"]
     assert json.loads(rescued) == {"colour": "red", "size": "3"}

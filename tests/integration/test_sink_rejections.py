@@ -59,3 +59,30 @@ def test_a_document_over_the_sinks_limit_is_quarantined_alone(
         assert len(served) == 4
     finally:
         mongo_client(config.mongo_uri).drop_database(config.mongo_db)
+
+
+def test_a_product_too_large_to_publish_is_quarantined_and_still_served(
+    spark: SparkSession, infrastructure: LocalStack, tmp_path: Path
+) -> None:
+    """Unknown fields are kept as JSON text and escaped again when published: 300,000 quotes (a 600 kB value)
+    become a 1.2 MB processed-product record, over Kafka's 1 MB limit."""
+    config = load_settings(
+        kafka_topic_products=TOPIC, mongo_db=f"test_sink_{uuid.uuid4().hex[:8]}", lakehouse_path=tmp_path / "lake"
+    )
+    job = IngestJob(spark, config)
+    values = [product("B0SINK0004", "fits"), {**product("B0SINK0005", "quotes"), "note": '"' * 300_000}]
+    rows = [(TOPIC, 0, offset, datetime(2026, 1, 1), b"k", json.dumps(v).encode()) for offset, v in enumerate(values)]
+    kafka_rows = spark.createDataFrame(
+        rows, "topic string, partition int, offset long, timestamp timestamp, key binary, value binary"
+    )
+    try:
+        job.apply(transforms.to_bronze(kafka_rows), {})
+
+        assert sorted(d["_id"] for d in job.sink.db.products.find({}, {"_id": 1})) == ["B0SINK0004", "B0SINK0005"]
+        [stored] = job.sink.db.quarantine.find({}, {"key": 1, "reason": 1})
+        assert (stored["key"], stored["reason"]) == (
+            "B0SINK0005",
+            "sink: processed-product value over Kafka's 1,000,000-byte record limit",
+        )
+    finally:
+        mongo_client(config.mongo_uri).drop_database(config.mongo_db)

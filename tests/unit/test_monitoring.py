@@ -21,3 +21,10 @@ def test_sources_add_up() -> None:
         SimpleNamespace(endOffset='{"a": {"1": 0}}', latestOffset='{"a": {"1": 2}}'),
     ]
     assert lag_from_sources(sources) == {"a": 5}
+
+
+def test_offsets_that_are_not_json_count_as_none() -> None:
+    from spark_jobs.monitoring import lag_from_offsets
+
+    assert lag_from_offsets("None", '{"t": {"0": 5}}') == {"t": 5}
+    assert lag_from_offsets('{"t": {"0": 2}}', "null") == {}
