@@ -84,6 +84,11 @@ class Settings(BaseSettings):
         return self.checkpoint_path or self.runtime_dir / "checkpoints"
 
     @property
+    def query_checkpoint_dir(self) -> Path:
+        """The streaming query's own checkpoint folder (offsets, commits; `make reset-checkpoint` moves it)."""
+        return self.checkpoint_dir / "ingest"
+
+    @property
     def mongo_bulk_size(self) -> int:
         """1,000 documents per bulk_write; FerretDB 1.24 deadlocks on a bulk upsert that matches more than 99
         stored documents (one cursor and pool connection held per matched statement), so 50 there."""

@@ -71,7 +71,7 @@ def committed_kafka_records(config: Settings, below: dict[str, dict[str, int]]) 
 
 
 def kafka_vs_bronze(config: Settings, bronze: DataFrame) -> Check:
-    offsets = committed_offsets(config.checkpoint_dir / "ingest") or {}
+    offsets = committed_offsets(config.query_checkpoint_dir) or {}
     from_kafka = [f"{t}:{p}:{o}" for t, p, o in committed_kafka_records(config, offsets)]
     rows = bronze.where(F.col("_partition") >= 0).select("_topic", "_partition", "_offset", _reader(bronze)).collect()
     in_bronze = [f"{r['_topic']}:{r['_partition']}:{r['_offset']}" for r in rows]

@@ -16,10 +16,13 @@ from lakehouse.settings import Settings
 def committed_offsets(query_checkpoint: Path) -> dict[str, dict[str, int]] | None:
     """topic -> partition -> next offset to read, as of the last committed micro-batch (None: no batch yet)."""
     commits = [int(p.name) for p in (query_checkpoint / "commits").glob("[0-9]*")]
-    if not commits:
-        return None
-    # The offsets log holds a version line, a metadata line, then one JSON line per source.
-    last_line = (query_checkpoint / "offsets" / str(max(commits))).read_text().splitlines()[-1]
+    return batch_end_offsets(query_checkpoint, max(commits)) if commits else None
+
+
+def batch_end_offsets(query_checkpoint: Path, batch_id: int) -> dict[str, dict[str, int]]:
+    """topic -> partition -> offset at the end of `batch_id`, from the checkpoint's offsets log."""
+    # The offsets log holds a version line, a metadata line, then one JSON line per source (the job has one).
+    last_line = (query_checkpoint / "offsets" / str(batch_id)).read_text().splitlines()[-1]
     return json.loads(last_line)
 
 
@@ -34,7 +37,7 @@ def end_offsets(settings: Settings) -> Offsets:
 
 def lag_per_topic(settings: Settings) -> dict[str, int] | None:
     """Records per topic that are in Kafka but not yet processed; None before the first committed batch."""
-    consumed = committed_offsets(settings.checkpoint_dir / "ingest")
+    consumed = committed_offsets(settings.query_checkpoint_dir)
     if consumed is None:
         return None
     lag: dict[str, int] = {}

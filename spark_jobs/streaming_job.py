@@ -104,7 +104,7 @@ class IngestJob:
 
     @property
     def query_checkpoint(self) -> Path:
-        return self.config.checkpoint_dir / "ingest"
+        return self.config.query_checkpoint_dir
 
     def kafka_source(self) -> DataFrame:
         return (

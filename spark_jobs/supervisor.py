@@ -37,6 +37,7 @@ from lakehouse.kafka_admin import KafkaAdmin
 from lakehouse.mongo import serving_db
 from lakehouse.serving import SUPERVISOR_STATUS_ID
 from lakehouse.settings import Settings, settings
+from spark_jobs.progress import batch_end_offsets
 from spark_jobs.topic_guard import RESET_COMMAND, TopicChanged
 
 if TYPE_CHECKING:
@@ -218,12 +219,10 @@ def _batch_ids(folder: Path) -> list[int]:
 
 
 def read_offsets(query_checkpoint: Path, batch_id: int) -> dict[tuple[str, int], int]:
-    """(topic, partition) -> offset at the end of `batch_id`: the last line of `offsets/<batch_id>` (a version
-    line, a metadata line, then one JSON line per source; the job has one source)."""
-    last_line = (query_checkpoint / "offsets" / str(batch_id)).read_text().splitlines()[-1]
+    """(topic, partition) -> offset at the end of `batch_id` (progress.batch_end_offsets, keyed by pair)."""
     return {
         (topic, int(partition)): offset
-        for topic, partitions in json.loads(last_line).items()
+        for topic, partitions in batch_end_offsets(query_checkpoint, batch_id).items()
         for partition, offset in partitions.items()
     }
 
@@ -435,7 +434,7 @@ class Supervisor:
         self.job = job
         self.board = board
         self.probe = probe
-        self.query_checkpoint = job.config.checkpoint_dir / QUERY_FOLDER
+        self.query_checkpoint = job.query_checkpoint
         self.warnings = startup_warnings(job.config)
         self.history = FailureHistory()
 
@@ -530,7 +529,7 @@ def main(argv: Iterable[str] | None = None, config: Settings = settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     moved = reset_checkpoint(config.checkpoint_dir, datetime.now(UTC))
     if moved is None:
-        print(f"no checkpoint at {config.checkpoint_dir / QUERY_FOLDER}: nothing to reset")
+        print(f"no checkpoint at {config.query_checkpoint_dir}: nothing to reset")
         return 0
     message = (
         f"The job's checkpoint was moved to {moved}. Start the job again (`{START_COMMAND}`): it re-reads every "
