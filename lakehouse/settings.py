@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # Spark's Kafka `failOnDataLoss`: true stops the job when records it has not read are gone from Kafka
     # (retention, deleted records); false skips them, for one start after such a stop (spark_jobs/supervisor.py).
     stream_fail_on_data_loss: bool = True
+    # Gold over time (issue #12): one point per category per bucket of this many seconds of broker time; the
+    # dashboard's Trends page resamples them. `make run` spaces the generated days one bucket apart.
+    trends_bucket_seconds: int = Field(60, gt=0)
     # Crash tests only: the job SIGKILLs itself right after this step of a micro-batch ("mongo", "gold", ...).
     stream_crash_after_step: str = ""
 
