@@ -6,7 +6,8 @@
 
 Both run the streaming job's own steps (`IngestJob.apply`), so the result equals what streaming produces.
 - `--from-bronze [PATH]` replays a bronze table (default: this lakehouse's) into LAKEHOUSE_PATH and
-  MONGO_DB; `--reset` first empties the derived layers (silver, quarantine, gold, MongoDB collections).
+  MONGO_DB; `--reset` first empties the derived layers (silver, quarantine, gold, MongoDB collections), keeping
+  gold's category history (past points cannot be recomputed from bronze).
 - `--from-csv PRODUCTS CATEGORIES` is the initial load of the 1.4M-product file without Kafka: each row
   becomes the JSON value the client would send for it (the contract's CSV cell rules, lakehouse/contract.py),
   written to bronze as a record of the ingest topic with partition -1 and its row number as offset
@@ -45,7 +46,7 @@ from lakehouse.schemas import Category, Product
 from lakehouse.settings import Settings, settings
 from spark_jobs import events, lake
 from spark_jobs.session import build_spark
-from spark_jobs.streaming_job import IngestJob
+from spark_jobs.streaming_job import IngestJob, batch_size
 
 log = logging.getLogger("spark_jobs.backfill")
 
@@ -138,8 +139,13 @@ def csv_bronze(spark: SparkSession, config: Settings, products: str, categories:
 
 
 def reset_derived(job: IngestJob) -> None:
+    """Empties what a rebuild from bronze recomputes: the derived Delta tables (but `LakeTables.kept`, past
+    gold points no rebuild can recompute) and MongoDB's derived collections (catalog.DERIVED)."""
+    kept = {Path(path) for path in job.tables.kept}
     for folder in DERIVED_TABLES:
-        shutil.rmtree(Path(job.tables.root) / folder, ignore_errors=True)
+        for table in sorted((Path(job.tables.root) / folder).glob("*")):
+            if table not in kept:
+                shutil.rmtree(table, ignore_errors=True)
     job.sink.drop_derived()
 
 
@@ -156,10 +162,12 @@ def run(job: IngestJob, bronze: DataFrame, slice_rows: int, write_bronze: bool) 
         started_at = datetime.now(UTC)
         if write_bronze:
             lake.append_once(part.withColumn("_read_by", F.lit(app_id)), job.tables.bronze, index, app_id)
+        rows, newest_record_ts = batch_size(part)
         outcome = job.apply(part, steps)
-        event = events.BatchEvent("backfill", index, started_at, part.count(), outcome, steps)
-        log.info("%s", event.describe())
-        events.append(job.spark, event, part, job.tables.event_log, app_id)
+        event = events.BatchEvent(
+            "backfill", index, started_at, rows, outcome, steps, datetime.now(UTC), newest_record_ts
+        )
+        job.record_event(event, part, app_id)
         part.unpersist()
     bronze.unpersist()
     return total

@@ -9,7 +9,9 @@ the job has not written yet (nothing sent, or no category yet) is read as empty,
 3. Invalid records in bronze = the quarantine table (but the records MongoDB refused, quarantined by the sink
    with a `sink: ...` reason); the quarantine table = MongoDB's quarantine collection.
 4. Silver keys, but those MongoDB refused = MongoDB document ids (products, categories).
-5. Gold totals = silver: products per category summed, the summary's product count, MongoDB's copy of it.
+5. Valid product records in bronze (every version) = silver price history ids = MongoDB price_history ids, but
+   versions MongoDB refused.
+6. Gold totals = silver: products per category summed, the summary's product count, MongoDB's copy of it.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse import catalog
 from lakehouse.committed import read_committed
 from lakehouse.mongo import serving_db
 from lakehouse.settings import Settings, settings
-from spark_jobs import lake, transforms
+from spark_jobs import lake, transforms, trends
 from spark_jobs.progress import committed_offsets
 
 SAMPLE = 5
@@ -37,6 +40,9 @@ READ_TIMEOUT_S = 600
 KAFKA_SOURCE_SCHEMA = (
     "key binary, value binary, topic string, partition int, offset long, timestamp timestamp, timestampType int"
 )
+
+# The price history's columns the checks read, for a lakehouse without one yet.
+PRICE_HISTORY_KEYS = "_id string, _topic string, _partition int, _offset long, _kafka_ts timestamp"
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,7 @@ class Layers:
     bronze: DataFrame
     silver_products: DataFrame
     silver_categories: DataFrame
+    price_history: DataFrame
     quarantine: DataFrame
     gold_stats: DataFrame
     gold_summary: DataFrame
@@ -119,6 +126,7 @@ class Layers:
             bronze=table(tables.bronze, transforms.to_bronze(spark.createDataFrame([], KAFKA_SOURCE_SCHEMA))),
             silver_products=table(tables.silver_products, "asin string"),
             silver_categories=table(tables.silver_categories, "id long"),
+            price_history=table(tables.price_history, PRICE_HISTORY_KEYS),
             quarantine=table(tables.quarantine, "_id string, _topic string, key string, reason string"),
             gold_stats=table(tables.gold("category_stats"), "product_count long"),
             gold_summary=table(tables.gold("summary"), "products long"),
@@ -145,10 +153,12 @@ def layer_checks(layers: Layers, config: Settings) -> list[Check]:
         sink_rows = layers.quarantine.where(is_sink_rejection & (F.col("_topic") == topic))
         return set(keys(sink_rows, "key"))
 
-    product_ids, category_ids = _ids(db.products), _ids(db.categories)
+    product_ids, category_ids = _ids(db[catalog.PRODUCTS.name]), _ids(db[catalog.CATEGORIES.name])
     gold_summary = layers.gold_summary.first()
     silver_count = layers.silver_products.count()
-    mongo_summary = db.gold_summary.find_one() or {}
+    mongo_summary = db[catalog.GOLD_SUMMARY.name].find_one() or {}
+    history_ids = keys(layers.price_history, "_id")
+    served_history_ids = _ids(db[catalog.PRICE_HISTORY.name])
     checks = [
         kafka_vs_bronze(config, bronze),
         compare_sets(
@@ -166,7 +176,9 @@ def layer_checks(layers: Layers, config: Settings) -> list[Check]:
             keys(invalid, "_id"),
             keys(layers.quarantine.where(~is_sink_rejection), "_id"),
         ),
-        compare_sets("quarantine table = MongoDB quarantine", keys(layers.quarantine, "_id"), _ids(db.quarantine)),
+        compare_sets(
+            "quarantine table = MongoDB quarantine", keys(layers.quarantine, "_id"), _ids(db[catalog.QUARANTINE.name])
+        ),
         compare_sets(
             "silver products = MongoDB products, but keys the sink refused",
             served_keys(keys(layers.silver_products, "asin"), rejected(config.kafka_topic_products), product_ids),
@@ -176,6 +188,16 @@ def layer_checks(layers: Layers, config: Settings) -> list[Check]:
             "silver categories = MongoDB categories, but keys the sink refused",
             served_keys(keys(layers.silver_categories, "id"), rejected(config.kafka_topic_categories), category_ids),
             category_ids,
+        ),
+        compare_sets(
+            "valid product records in bronze = silver price history",
+            keys(trends.price_history(transforms.valid_product_versions(products)), "_id"),
+            history_ids,
+        ),
+        compare_sets(
+            "silver price history = MongoDB price_history, but versions the sink refused",
+            served_keys(history_ids, refused_versions(layers), served_history_ids),
+            served_history_ids,
         ),
         Check("silver products = gold products per category, summed", silver_count, _total(layers.gold_stats)),
         Check("silver products = gold summary products", silver_count, gold_summary["products"] if gold_summary else 0),
@@ -188,6 +210,13 @@ def layer_checks(layers: Layers, config: Settings) -> list[Check]:
     products.unpersist()
     categories.unpersist()
     return checks
+
+
+def refused_versions(layers: Layers) -> set[str]:
+    """Price-history ids of the records the sink quarantined (any `sink:` reason): MongoDB may lack them."""
+    sink_rejections = layers.quarantine.where(F.col("reason").startswith("sink:")).select(F.col("_id").alias("record"))
+    versions = layers.price_history.select("_id", transforms.record_id().alias("record"))
+    return set(keys(versions.join(sink_rejections, "record", how="left_semi"), "_id"))
 
 
 def served_keys(silver: list[Any], refused: set[str], served: list[Any]) -> set[Any]:

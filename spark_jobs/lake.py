@@ -36,18 +36,38 @@ class LakeTables:
         return self.path("silver/quarantine")
 
     @property
+    def price_history(self) -> str:
+        """Every valid version of every product (spark_jobs/trends.price_history), one row per `_id`."""
+        return self.path("silver/price_history")
+
+    @property
     def event_log(self) -> str:
         return self.path("events/pipeline_events")
 
     def gold(self, name: str) -> str:
         return self.path(f"gold/{name}")
 
+    @property
+    def category_history(self) -> str:
+        """Gold over time: one point per category and time bucket. Kept by a rebuild from bronze (`kept`)."""
+        return self.gold("category_history")
+
+    @property
+    def kept(self) -> tuple[str, ...]:
+        """Tables a rebuild from bronze keeps: it cannot recompute them (past gold points)."""
+        return (self.category_history,)
+
 
 def stream_app_id(query_checkpoint: Path) -> str:
     """`amazon-lakehouse-ingest-<query id>`: the id Spark wrote in the checkpoint's `metadata` file when the
     query first started. It stays for every restart from that checkpoint and changes with a new one."""
     metadata = json.loads((query_checkpoint / "metadata").read_text())
-    return f"{STREAM_APP_ID}-{metadata['id']}"
+    return query_app_id(metadata["id"])
+
+
+def query_app_id(query_id: object) -> str:
+    """The app id of the streaming query `query_id` (its checkpoint's id, e.g. a listener's `progress.id`)."""
+    return f"{STREAM_APP_ID}-{query_id}"
 
 
 def exists(spark: SparkSession, path: str) -> bool:
@@ -98,8 +118,14 @@ def upsert_newer(spark: SparkSession, updates: DataFrame, path: str, key: str) -
 
 
 def insert_new(spark: SparkSession, rows: DataFrame, path: str, key: str) -> None:
-    """MERGE by key, inserting only keys not stored yet (quarantined records are written once)."""
+    """MERGE by key, inserting only keys not stored yet (quarantined records are written once). `rows` must
+    hold each key once: an insert-only MERGE inserts every source row it does not match."""
     _merge_by_key(spark, rows, path, key, update_when=None)
+
+
+def replace_by_key(spark: SparkSession, rows: DataFrame, path: str, key: str) -> None:
+    """MERGE by key: a stored row is replaced by the new one, a new key inserted, other rows kept."""
+    _merge_by_key(spark, rows, path, key, update_when="true")
 
 
 def rename_products(spark: SparkSession, categories: DataFrame, products_path: str) -> None:

@@ -31,7 +31,7 @@ from itertools import islice
 from typing import Any
 
 from bson.errors import BSONError
-from pymongo import ASCENDING, ReplaceOne, UpdateMany
+from pymongo import ASCENDING, ReplaceOne, UpdateMany, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import (
@@ -43,6 +43,8 @@ from pymongo.errors import (
     PyMongoError,
 )
 
+from lakehouse import catalog
+from lakehouse.catalog import ServingCollection
 from lakehouse.mongo import serving_db
 from lakehouse.settings import Settings
 from spark_jobs.bson_limits import MAX_DOCUMENT_BYTES, shown, sink_problem, value_problem
@@ -63,14 +65,9 @@ SERVER_SIDE_CODES = frozenset(
 # the driver's own encoding of it.
 DOCUMENT_FAILURES = (PyMongoError, BSONError, OverflowError, UnicodeEncodeError)
 
-# What the read API's and the dashboard's queries filter and sort by (checked with explain in the tests):
-# products of a category a page at a time in asin order, and the newest quarantined records.
-INDEXES: dict[str, list[tuple[str, ...]]] = {
-    "products": [("category_id", "_id")],
-    "quarantine": [("_kafka_ts",), ("reason",)],
-}
-
-DERIVED_COLLECTIONS = ("products", "categories", "quarantine")
+# What the readers' queries filter and sort by (lakehouse/catalog.py; checked with explain in the tests), per
+# collection name.
+INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {c.name: c.indexes for c in catalog.ALL if c.indexes}
 # What a quarantine record keeps when it cannot be stored whole: what finds it in Kafka, and why it is there.
 QUARANTINE_COORDINATES = ("_id", "_topic", "_partition", "_offset", "_kafka_ts", "key", "reason")
 
@@ -116,6 +113,12 @@ def guarded_replace(document: Mapping[str, Any]) -> ReplaceOne:
 def replace_by_id(document: Mapping[str, Any]) -> ReplaceOne:
     """For documents that carry no version: what the batch computed replaces what is stored."""
     return ReplaceOne({"_id": document["_id"]}, document, upsert=True)
+
+
+def set_fields(document: Mapping[str, Any]) -> UpdateOne:
+    """Sets the document's fields, keeping the stored document's others (another writer's, e.g. `lag`)."""
+    fields = {name: value for name, value in document.items() if name != "_id"}
+    return UpdateOne({"_id": document["_id"]}, {"$set": fields}, upsert=True)
 
 
 def checked(documents: Iterable[Mapping[str, Any]], max_bytes: int) -> tuple[list[Mapping[str, Any]], list[Rejected]]:
@@ -217,15 +220,18 @@ class MongoSink:
         readers need. Creating them on an empty collection is cheap; on one already indexed it is a no-op."""
         hello = self.db.command("hello")
         self.max_document_bytes = int(hello.get("maxBsonObjectSize", MAX_DOCUMENT_BYTES))
-        for collection, keys in INDEXES.items():
+        for name, keys in INDEXES.items():
             for fields in keys:
-                self.db[collection].create_index([(field, ASCENDING) for field in fields])
+                self.db[name].create_index([(field, ASCENDING) for field in fields])
+
+    def collection(self, served: ServingCollection) -> Collection:
+        return self.db[served.name]
 
     def _write(
         self,
         collection: Collection,
         documents: Iterable[Mapping[str, Any]],
-        operation: Callable[[Mapping[str, Any]], ReplaceOne],
+        operation: Callable[[Mapping[str, Any]], ReplaceOne | UpdateOne],
     ) -> WriteStats:
         stats = WriteStats()
         for chunk in chunks(documents, self.chunk_size):
@@ -297,23 +303,25 @@ class MongoSink:
 
     def upsert_products(self, documents: Iterable[Mapping[str, Any]]) -> WriteStats:
         """Products by asin, version-guarded. Every document is written, stale, or in `rejected`."""
-        return _logged(self.db.products, self._upsert_versioned(self.db.products, documents))
+        products = self.collection(catalog.PRODUCTS)
+        return _logged(products, self._upsert_versioned(products, documents))
 
     def upsert_categories(self, documents: Iterable[Mapping[str, Any]]) -> WriteStats:
         """Categories, and the name of every product of a category whose served name this changes. The
         products are renamed first: the category document, written last, marks the rename as done, so a
         batch replayed after a crash between the two renames them again. A category the sink rejects (or
         whose rename the server refuses) is in `rejected`, and its products keep their name."""
+        categories = self.collection(catalog.CATEGORIES)
         storable, rejected = checked(documents, self.max_document_bytes)
         stored = {
             d["_id"]: d.get("category_name")
-            for d in self.db.categories.find({"_id": {"$in": [d["_id"] for d in storable]}}, {"category_name": 1})
+            for d in categories.find({"_id": {"$in": [d["_id"] for d in storable]}}, {"category_name": 1})
         }
         renaming = self._rename_products([d for d in storable if stored.get(d["_id"]) != d.get("category_name")])
         not_renamed = {id(r.document) for r in renaming.rejected}
-        stats = self._upsert_versioned(self.db.categories, [d for d in storable if id(d) not in not_renamed])
+        stats = self._upsert_versioned(categories, [d for d in storable if id(d) not in not_renamed])
         stats.rejected = rejected + renaming.rejected + stats.rejected
-        return _logged(self.db.categories, stats)
+        return _logged(categories, stats)
 
     def _rename_products(self, categories: list[Mapping[str, Any]]) -> WriteStats:
         """Only `rejected` counts: `written` would be products matched, not categories."""
@@ -324,7 +332,7 @@ class MongoSink:
             )
             for d in categories
         ]
-        return self._send(self.db.products, categories, operations)
+        return self._send(self.collection(catalog.PRODUCTS), categories, operations)
 
     def insert_quarantined(self, documents: Iterable[Mapping[str, Any]]) -> WriteStats:
         """A quarantined record never changes (its `_id` is its Kafka coordinates): a replay rewrites it.
@@ -332,29 +340,48 @@ class MongoSink:
         `rejected` lists the records that could not be stored as they were; they are already handled (stored
         as `reduced_quarantine`, or, when even that fails, logged as an ERROR and skipped), so the caller must
         not quarantine them again. Raises only when the server is unreachable, never for one record."""
-        stats = _logged(self.db.quarantine, self._write(self.db.quarantine, documents, replace_by_id))
+        quarantine = self.collection(catalog.QUARANTINE)
+        stats = _logged(quarantine, self._write(quarantine, documents, replace_by_id))
         if stats.rejected:
             reduced = [reduced_quarantine(r.document, r.reason) for r in stats.rejected]
-            fallback = self._write(self.db.quarantine, reduced, replace_by_id)
+            fallback = self._write(quarantine, reduced, replace_by_id)
             stats.written += fallback.written
             for lost in fallback.rejected:
                 log.error("quarantine: record %s cannot be stored even reduced (%s): skipped", lost.key, lost.reason)
         return stats
 
-    def replace_gold(self, name: str, documents: list[Mapping[str, Any]]) -> WriteStats:
-        """A small derived collection (`gold_<name>`) whose new contents replace the old ones. A rejected row's
-        previous version is deleted too: the collection never mixes two batches' figures."""
-        collection = self.db[f"gold_{name}"]
+    def replace_gold(self, served: ServingCollection, documents: list[Mapping[str, Any]]) -> WriteStats:
+        """A small derived collection whose new contents replace the old ones. A rejected row's previous
+        version is deleted too: the collection never mixes two batches' figures."""
+        collection = self.collection(served)
         stats = _logged(collection, self._write(collection, documents, replace_by_id))
         rejected = {id(r.document) for r in stats.rejected}
         collection.delete_many({"_id": {"$nin": [d["_id"] for d in documents if id(d) not in rejected]}})
         return stats
 
+    def replace_by_ids(self, served: ServingCollection, documents: Iterable[Mapping[str, Any]]) -> WriteStats:
+        """Documents that are the same whenever they are computed again (a price-history version, a category
+        point of a time bucket): each replaces the stored one with its `_id`, the others stay. Idempotent."""
+        collection = self.collection(served)
+        return _logged(collection, self._write(collection, documents, replace_by_id))
+
+    def set_by_ids(self, served: ServingCollection, documents: Iterable[Mapping[str, Any]]) -> WriteStats:
+        """Sets each document's fields on the one with its `_id` (inserted if none), keeping the fields other
+        writers set on it (the listener's `lag` on a pipeline event). Idempotent."""
+        collection = self.collection(served)
+        return _logged(collection, self._write(collection, documents, set_fields))
+
+    def update_fields(self, served: ServingCollection, key: Any, fields: Mapping[str, Any]) -> None:
+        """Sets `fields` on the document `key` (inserted if none); for the listener's small, checked values."""
+        self.collection(served).update_one({"_id": key}, {"$set": dict(fields)}, upsert=True)
+
     def drop_derived(self) -> None:
-        """Before a rebuild from bronze: drop every collection the lakehouse derives, then re-create the
-        indexes (on empty collections, where building them costs nothing)."""
+        """Before a rebuild from bronze: drop every collection the lakehouse derives (catalog.DERIVED; the kept
+        ones, such as past gold points and the pipeline's events, stay), then re-create the indexes (on empty
+        collections, where building them costs nothing)."""
+        derived = {collection.name for collection in catalog.DERIVED}
         for name in self.db.list_collection_names():
-            if name in DERIVED_COLLECTIONS or name.startswith("gold_"):
+            if name in derived:
                 self.db.drop_collection(name)
         self.setup()
 
@@ -362,15 +389,15 @@ class MongoSink:
         """Versioned collections whose documents carry a number as `_v` (an earlier release's Kafka offset),
         which the text versions' guard would never replace. One document tells: a release writes them all alike."""
         outdated = []
-        for name in ("products", "categories"):
-            document = self.db[name].find_one({}, {"_v": 1})
+        for served in (catalog.PRODUCTS, catalog.CATEGORIES):
+            document = self.collection(served).find_one({}, {"_v": 1})
             if document is not None and not isinstance(document.get("_v"), str):
-                outdated.append(f"MongoDB {self.db.name}.{name}")
+                outdated.append(f"MongoDB {self.db.name}.{served.name}")
         return outdated
 
     def write_status(self, document: dict[str, Any]) -> None:
         """The job's one `pipeline_status` document (its `_id` names the job)."""
-        self.db.pipeline_status.replace_one({"_id": document["_id"]}, document, upsert=True)
+        self.collection(catalog.PIPELINE_STATUS).replace_one({"_id": document["_id"]}, document, upsert=True)
 
 
 def _logged(collection: Collection, stats: WriteStats) -> WriteStats:

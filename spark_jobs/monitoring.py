@@ -1,4 +1,5 @@
-"""Micro-batch progress: logged, and kept in MongoDB's `pipeline_status` for the dashboard and the API."""
+"""Micro-batch progress: logged, kept in MongoDB's `pipeline_status` for the dashboard and the API, and each
+batch's lag per topic added to its `pipeline_events` document (events.event_document)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from typing import Any
 
 from pyspark.sql.streaming import StreamingQueryListener
 
+from lakehouse import catalog
+from spark_jobs import events, lake
 from spark_jobs.mongo_sink import MongoSink
 
 log = logging.getLogger("spark_jobs.progress")
-
-STATUS_ID = "streaming_job"
 
 
 def lag_from_offsets(end_offset: str | None, latest_offset: str | None) -> dict[str, int]:
@@ -46,7 +47,7 @@ def lag_from_sources(sources: Iterable[Any]) -> dict[str, int]:
 
 def status_document(progress: Any, quarantined: int) -> dict[str, Any]:
     return {
-        "_id": STATUS_ID,
+        "_id": catalog.STREAMING_JOB_STATUS_ID,
         "batch_id": progress.batchId,
         "input_rows": progress.numInputRows,
         "input_rows_per_second": progress.inputRowsPerSecond,
@@ -57,6 +58,14 @@ def status_document(progress: Any, quarantined: int) -> dict[str, Any]:
         "lag": lag_from_sources(progress.sources),
         "updated_at": datetime.now(UTC),
     }
+
+
+def batch_event_id(progress: Any) -> str:
+    """The `pipeline_events` `_id` of the batch `progress` reports. The progress's `id` is the query's id,
+    which Spark reads from (or, on a first start, writes to) the checkpoint's `metadata` file
+    (StreamExecution: `id = UUID.fromString(streamMetadata.id)`), the one lake.stream_app_id reads: so the
+    listener names the document the batch itself wrote."""
+    return events.event_id(lake.query_app_id(progress.id), progress.batchId)
 
 
 class ProgressListener(StreamingQueryListener):
@@ -81,6 +90,9 @@ class ProgressListener(StreamingQueryListener):
             status["lag"],
         )
         self.sink.write_status(status)
+        if status["input_rows"]:
+            # A batch of no records (offsets past transaction markers only) wrote no event to add to.
+            self.sink.update_fields(catalog.PIPELINE_EVENTS, batch_event_id(event.progress), {"lag": status["lag"]})
 
     def onQueryIdle(self, event: Any) -> None:
         pass

@@ -19,7 +19,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,11 @@ from pymongo.errors import PyMongoError
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse import catalog
 from lakehouse.kafka_admin import KafkaAdmin
 from lakehouse.mongo import redacted_uri
-from lakehouse.schemas import CATEGORY_FIELDS, PRODUCT_FIELDS
 from lakehouse.settings import Settings, settings
-from spark_jobs import events, gold, lake, mongo_sink, transforms
+from spark_jobs import events, gold, lake, mongo_sink, transforms, trends
 from spark_jobs.monitoring import ProgressListener
 from spark_jobs.session import build_spark
 from spark_jobs.supervisor import run_supervised
@@ -39,17 +39,27 @@ from spark_jobs.topic_guard import TopicGuard
 
 log = logging.getLogger("spark_jobs.streaming_job")
 
-# A served product: the contract's fields, its category's name, and where it came from (transforms.py).
-PRODUCT_DOCUMENT_FIELDS = (*PRODUCT_FIELDS, "category_name", "_rescued_data", *transforms.KAFKA_COLUMNS, "_v")
-CATEGORY_DOCUMENT_FIELDS = (*CATEGORY_FIELDS, *transforms.KAFKA_COLUMNS, "_v")
+# Each gold Delta table (`gold/<name>`) recomputed from silver's current state, and the collection serving it.
+GOLD_TABLES = {
+    "category_stats": catalog.GOLD_CATEGORY_STATS,
+    "price_buckets": catalog.GOLD_PRICE_BUCKETS,
+    "rating_distribution": catalog.GOLD_RATING_DISTRIBUTION,
+    "summary": catalog.GOLD_SUMMARY,
+}
+MOVERS_TABLE = "movers"
+# The columns the movers read, for a lakehouse without a price or category history yet.
+EMPTY_PRICE_HISTORY = "asin string, arrived_at timestamp, price double, title string, category_id long, _v string"
+EMPTY_CATEGORY_HISTORY = "category_id long, category_name string, at timestamp, avg_price double"
 
 
 def product_documents(enriched: DataFrame) -> DataFrame:
-    return enriched.select(F.col("asin").alias("_id"), *PRODUCT_DOCUMENT_FIELDS)
+    """Silver products -> catalog.PRODUCTS documents (`_id` the asin)."""
+    return enriched.select(F.col("asin").alias("_id"), *catalog.PRODUCTS.fields)
 
 
 def category_documents(categories: DataFrame) -> DataFrame:
-    return categories.select(F.col("id").alias("_id"), *CATEGORY_DOCUMENT_FIELDS)
+    """Silver categories -> catalog.CATEGORIES documents (`_id` the id)."""
+    return categories.select(F.col("id").alias("_id"), *catalog.CATEGORIES.fields)
 
 
 QUARANTINE_SCHEMA = (
@@ -66,7 +76,7 @@ def quarantine_row(document: Mapping[str, Any], key: Any, reason: str) -> dict[s
     millis = int(document["_kafka_ts"].timestamp() * 1000)
     return {
         "_id": f"{document['_topic']}:{document['_partition']}:{document['_offset']}@{millis}",
-        **{name: document[name] for name in transforms.KAFKA_COLUMNS},
+        **{name: document[name] for name in catalog.KAFKA_COLUMNS},
         "key": str(key),
         "reason": reason,
         "raw_value": raw[: transforms.RAW_VALUE_CHARACTERS],
@@ -81,6 +91,17 @@ MAX_PUBLISHED_BYTES = 1_000_000
 def rows_as_dicts(frame: DataFrame) -> list[dict[str, Any]]:
     """A micro-batch's rows for MongoDB; bounded by STREAM_MAX_OFFSETS_PER_TRIGGER (and a gold table's size)."""
     return [row.asDict(recursive=True) for row in frame.collect()]
+
+
+def from_epoch_micros(micros: int) -> datetime:
+    """Epoch microseconds (Spark's unix_micros) -> an aware UTC datetime, whatever the process's time zone."""
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+
+
+def batch_size(bronze: DataFrame) -> tuple[int, datetime | None]:
+    """A batch's rows and the broker time of its newest record (None when it has none), in one pass."""
+    rows, newest = bronze.agg(F.count("*"), F.unix_micros(F.max("_kafka_ts"))).first()
+    return rows, None if newest is None else from_epoch_micros(newest)
 
 
 def _rescued(categories: DataFrame, products: DataFrame) -> int:
@@ -135,22 +156,32 @@ class IngestJob:
         bronze = transforms.to_bronze(kafka_rows).persist()
         try:
             with self._step(steps, "read"):
-                input_rows = bronze.count()
+                input_rows, newest_record_ts = batch_size(bronze)
             if input_rows == 0:
                 return
             app_id = lake.stream_app_id(self.query_checkpoint)
             with self._step(steps, "bronze"):
                 lake.append_once(bronze.withColumn("_read_by", F.lit(app_id)), self.tables.bronze, batch_id, app_id)
             outcome = self.apply(bronze, steps)
-            event = events.BatchEvent("stream", batch_id, started_at, input_rows, outcome, steps)
-            log.info("%s", event.describe())
-            events.append(self.spark, event, bronze, self.tables.event_log, app_id)
+            finished_at = datetime.now(UTC)
+            event = events.BatchEvent(
+                "stream", batch_id, started_at, input_rows, outcome, steps, finished_at, newest_record_ts
+            )
+            self.record_event(event, bronze, app_id)
         finally:
             bronze.unpersist()
 
+    def record_event(self, event: events.BatchEvent, bronze: DataFrame, app_id: str) -> None:
+        """The batch's event: logged, appended to the Delta event log once, and written to MongoDB's
+        pipeline_events (`_id` `<app_id>:<batch id>`: a replay rewrites it)."""
+        log.info("%s", event.describe())
+        events.append(self.spark, event, bronze, self.tables.event_log, app_id)
+        self.sink.set_by_ids(catalog.PIPELINE_EVENTS, [events.event_document(event, app_id)])
+
     def apply(self, bronze: DataFrame, steps: dict[str, float]) -> events.Outcome:
-        """Bronze rows -> quarantine, silver, MongoDB, the processed-product topic and gold. Idempotent:
-        the streaming job runs it per micro-batch, the backfill over all of bronze."""
+        """Bronze rows -> quarantine, silver, price history, MongoDB, the processed-product topic, gold and
+        gold's trends (category points, movers). Idempotent: the streaming job runs it per micro-batch, the
+        backfill over all of bronze."""
         cached: list[DataFrame] = []
         try:
             with self._step(steps, "quarantine"):
@@ -175,11 +206,15 @@ class IngestJob:
                     cached.append(current)
                     stats = self.sink.upsert_products(rows_as_dicts(product_documents(current)))
                     self._quarantine_sink_rejections(stats.rejected)
+            # After the products: a record both sinks refuse is quarantined with the products sink's reason.
+            with self._step(steps, "history"):
+                self._record_price_history(products)
             with self._step(steps, "publish"):
                 if current is not None:
                     self._publish(current)
             with self._step(steps, "gold"):
-                self._refresh_gold()
+                served = self._refresh_gold()
+            self._refresh_trends(served, steps)
             return outcome
         finally:
             for frame in cached:
@@ -190,6 +225,7 @@ class IngestJob:
         return parse(bronze.where(F.col("_topic") == topic)).persist()
 
     def _silver(self, path: str) -> DataFrame | None:
+        """The Delta table at `path` (any layer), None when it was not written yet."""
         return self.spark.read.format("delta").load(path) if lake.exists(self.spark, path) else None
 
     def _quarantine(self, categories: DataFrame, products: DataFrame) -> int:
@@ -267,7 +303,7 @@ class IngestJob:
         carries its `_v`, so a consumer keeping the highest `_v` (compared as text) per asin ends with
         silver's state."""
         published = current.select(
-            F.col("asin").alias("key"), F.to_json(F.struct("asin", *PRODUCT_DOCUMENT_FIELDS)).alias("value")
+            F.col("asin").alias("key"), F.to_json(F.struct("asin", *catalog.PRODUCTS.fields)).alias("value")
         )
         fits = F.octet_length("value") <= MAX_PUBLISHED_BYTES
         too_large = current.join(published.where(~fits).select(F.col("key").alias("asin")), "asin", how="left_semi")
@@ -290,10 +326,12 @@ class IngestJob:
             .save()
         )
 
-    def _refresh_gold(self) -> None:
+    def _refresh_gold(self) -> dict[str, DataFrame] | None:
+        """Gold recomputed from silver, written whole to Delta and MongoDB; returns the written tables (small,
+        local DataFrames) by name, or None before silver has a product."""
         products = self._silver(self.tables.silver_products)
         if products is None:
-            return
+            return None
         products = products.persist()
         aggregates = {
             "category_stats": gold.category_stats(products),
@@ -301,11 +339,89 @@ class IngestJob:
             "rating_distribution": gold.rating_distribution(products),
             "summary": gold.summary(products, self._current_categories()),
         }
-        for name, frame in aggregates.items():
-            rows = rows_as_dicts(frame)
-            lake.overwrite(self.spark.createDataFrame(rows, frame.schema) if rows else frame, self.tables.gold(name))
-            self.sink.replace_gold(name, rows)
+        served = {name: self._replace_gold(name, frame, GOLD_TABLES[name]) for name, frame in aggregates.items()}
         products.unpersist()
+        return served
+
+    def _replace_gold(self, name: str, frame: DataFrame, served: catalog.ServingCollection) -> DataFrame:
+        """Computes `frame` once and replaces gold/<name> and the collection `served` with it; returns it as a
+        local DataFrame."""
+        rows = rows_as_dicts(frame)
+        written = self.spark.createDataFrame(rows, frame.schema) if rows else frame
+        lake.overwrite(written, self.tables.gold(name))
+        self.sink.replace_gold(served, rows)
+        return written
+
+    def _record_price_history(self, checked_products: DataFrame) -> None:
+        """Every valid product version of the batch -> silver/price_history (inserted once per `_id`) and
+        MongoDB price_history (replaced by `_id`); a version MongoDB cannot hold is quarantined."""
+        history = trends.price_history(transforms.valid_product_versions(checked_products)).persist()
+        try:
+            rows = rows_as_dicts(history)
+            if not rows:
+                return
+            lake.insert_new(self.spark, history, self.tables.price_history, "_id")
+            fields = ("_id", *catalog.PRICE_HISTORY.fields)
+            stats = self.sink.replace_by_ids(catalog.PRICE_HISTORY, [{f: row[f] for f in fields} for row in rows])
+            by_id = {row["_id"]: row for row in rows}
+            refused = [self._price_history_rejection(by_id[r.key], r.reason) for r in stats.rejected]
+            self._quarantine_rows(self._not_quarantined(refused))
+        finally:
+            history.unpersist()
+
+    def _not_quarantined(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The quarantine rows whose record is not in the quarantine table yet: a record keeps the reason it
+        was first quarantined with, in Delta and MongoDB alike. Reads the table only when there are rows."""
+        if not rows or not lake.exists(self.spark, self.tables.quarantine):
+            return rows
+        ids = [row["_id"] for row in rows]
+        stored = self.spark.read.format("delta").load(self.tables.quarantine).where(F.col("_id").isin(ids))
+        known = {row["_id"] for row in stored.select("_id").collect()}
+        return [row for row in rows if row["_id"] not in known]
+
+    @staticmethod
+    def _price_history_rejection(row: Mapping[str, Any], reason: str) -> dict[str, Any]:
+        served_as = f"sink: {catalog.PRICE_HISTORY.name}: {reason.removeprefix('sink: ')}"
+        return quarantine_row(row, row["asin"], served_as)
+
+    def _refresh_trends(self, served: dict[str, DataFrame] | None, steps: dict[str, float]) -> None:
+        """After gold (`served`: its tables, None before silver has a product): the category points of the
+        bucket holding the newest arrival (silver's newest broker time, so a replay computes the same), then
+        the movers up to that arrival. Timed as the steps `points` and `movers`."""
+        newest_micros = None
+        if served is not None:
+            [newest_micros] = served["summary"].select(F.unix_micros("newest_record_ts")).first()
+        with self._step(steps, "points"):
+            if served is not None and newest_micros is not None:
+                at = trends.bucket_start(newest_micros // 1_000_000, self.config.trends_bucket_seconds)
+                self._record_category_point(trends.category_history(served["category_stats"], at))
+        with self._step(steps, "movers"):
+            if newest_micros is not None:
+                self._refresh_movers(from_epoch_micros(newest_micros))
+
+    def _refresh_movers(self, until: datetime) -> None:
+        """gold/movers and gold_movers, replaced by the moves of every window ending at `until`."""
+        history = self._silver(self.tables.price_history)
+        if history is None:
+            history = self.spark.createDataFrame([], EMPTY_PRICE_HISTORY)
+        category_history = self._silver(self.tables.category_history)
+        if category_history is None:
+            category_history = self.spark.createDataFrame([], EMPTY_CATEGORY_HISTORY)
+        movers = trends.product_movers(history, self._current_categories(), until).unionByName(
+            trends.category_movers(category_history, until)
+        )
+        self._replace_gold(MOVERS_TABLE, movers, catalog.GOLD_MOVERS)
+
+    def _record_category_point(self, points: DataFrame) -> None:
+        """One point per category for the current bucket: replaces the bucket's point (the last refresh in a
+        bucket wins) in gold/category_history and MongoDB, never touching other points."""
+        rows = rows_as_dicts(points)
+        if not rows:
+            return
+        lake.replace_by_key(
+            self.spark, self.spark.createDataFrame(rows, points.schema), self.tables.category_history, "_id"
+        )
+        self.sink.replace_by_ids(catalog.GOLD_CATEGORY_HISTORY, rows)
 
     def start(self, available_now: bool = False) -> Any:
         """Start the query; raises TopicChanged (topic_guard.py) before starting when an input topic is not

@@ -33,9 +33,10 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from pyspark.errors import StreamingQueryException
 
+from lakehouse import catalog
+from lakehouse.catalog import SUPERVISOR_STATUS_ID
 from lakehouse.kafka_admin import KafkaAdmin
 from lakehouse.mongo import serving_db
-from lakehouse.serving import SUPERVISOR_STATUS_ID
 from lakehouse.settings import Settings, settings
 from spark_jobs.progress import batch_end_offsets
 from spark_jobs.topic_guard import RESET_COMMAND, TopicChanged
@@ -358,7 +359,8 @@ class StatusBoard:
         partial.replace(self.file)
         if self.db is not None:
             try:
-                self.db.pipeline_status.replace_one({"_id": SUPERVISOR_STATUS_ID}, document, upsert=True)
+                status = self.db[catalog.PIPELINE_STATUS.name]
+                status.replace_one({"_id": SUPERVISOR_STATUS_ID}, document, upsert=True)
             except PyMongoError as error:
                 log.warning("supervisor state not written to MongoDB (%s), only to %s", type(error).__name__, self.file)
         return document

@@ -15,10 +15,9 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 
+from lakehouse.catalog import KAFKA_COLUMNS
 from lakehouse.contract import CATEGORY_SPECS, PRODUCT_SPECS, FieldSpec, java_regex, rule_names
 from spark_jobs.schemas import CATEGORY_SCHEMA, PRODUCT_SCHEMA
-
-KAFKA_COLUMNS = ("_topic", "_partition", "_offset", "_kafka_ts")
 
 
 def to_bronze(kafka_rows: DataFrame) -> DataFrame:
@@ -246,12 +245,17 @@ def contract_columns(specs: tuple[FieldSpec, ...]) -> list[Column]:
     ]
 
 
-def valid_products(checked: DataFrame) -> DataFrame:
-    """Checked product rows -> typed silver columns, one row per asin."""
+def valid_product_versions(checked: DataFrame) -> DataFrame:
+    """Checked product rows -> typed silver columns with `_v`, every valid version (the price history's)."""
     typed = checked.where(F.col("_error").isNull()).select(
         *contract_columns(PRODUCT_SPECS), "_rescued_data", *KAFKA_COLUMNS
     )
-    return latest_per_key(with_version(typed), "asin")
+    return with_version(typed)
+
+
+def valid_products(checked: DataFrame) -> DataFrame:
+    """Checked product rows -> typed silver columns, one row per asin."""
+    return latest_per_key(valid_product_versions(checked), "asin")
 
 
 def valid_categories(checked: DataFrame) -> DataFrame:

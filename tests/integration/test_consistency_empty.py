@@ -24,6 +24,7 @@ ALL_TABLES = {
     "silver/products",
     "silver/categories",
     "silver/quarantine",
+    "silver/price_history",
     "gold/category_stats",
     "gold/summary",
 }

@@ -24,7 +24,7 @@ from pymongo.database import Database
 from pymongo.errors import ConnectionFailure
 
 from dashboard import queries
-from lakehouse import serving
+from lakehouse import catalog, serving
 from lakehouse.mongo import mongo_client
 from spark_jobs.mongo_sink import MongoSink, Rejected, WriteStats, guarded_replace
 from stack.services import LocalStack
@@ -103,8 +103,8 @@ def test_quarantined_records_are_written_once_and_categories_are_guarded(sink: M
 
 
 def test_gold_is_replaced_whole_and_the_status_stays_one_document(sink: MongoSink) -> None:
-    sink.replace_gold("summary", [{"_id": "a", "n": 1}, {"_id": "b", "n": 2}])
-    sink.replace_gold("summary", [{"_id": "b", "n": 3}])
+    sink.replace_gold(catalog.GOLD_SUMMARY, [{"_id": "a", "n": 1}, {"_id": "b", "n": 2}])
+    sink.replace_gold(catalog.GOLD_SUMMARY, [{"_id": "b", "n": 3}])
     assert list(sink.db.gold_summary.find()) == [{"_id": "b", "n": 3}]
 
     for batch_id in range(3):
@@ -114,11 +114,60 @@ def test_gold_is_replaced_whole_and_the_status_stays_one_document(sink: MongoSin
 
 def test_drop_derived_empties_the_lakehouse_collections_and_keeps_the_indexes(sink: MongoSink) -> None:
     sink.upsert_products([product("B000000001", 1, 1.0)])
+    sink.replace_by_ids(catalog.PRICE_HISTORY, [{"_id": "B000000001@1", "asin": "B000000001", "_v": "1"}])
+    sink.replace_gold(catalog.GOLD_MOVERS, [{"_id": "product:1h:up:1"}])
+    sink.replace_by_ids(catalog.GOLD_CATEGORY_HISTORY, [{"_id": "1@60", "category_id": 1}])
+    sink.set_by_ids(catalog.PIPELINE_EVENTS, [{"_id": "app:0", "batch_id": 0}])
     sink.write_status({"_id": "streaming_job", "batch_id": 1})
+
     sink.drop_derived()
-    assert sink.db.products.count_documents({}) == 0
-    assert sink.db.pipeline_status.count_documents({}) == 1
+
+    counts = {c.name: sink.db[c.name].count_documents({}) for c in catalog.ALL}
+    assert {name for name, count in counts.items() if count} == {
+        "pipeline_status",
+        "pipeline_events",
+        "gold_category_history",
+    }
     assert any(key == [("category_id", 1), ("_id", 1)] for key in _index_keys(sink.db))
+
+
+def test_every_index_of_the_catalog_is_created(sink: MongoSink) -> None:
+    for collection in catalog.ALL:
+        keys = [tuple(index["key"]) for index in sink.db[collection.name].list_indexes()]
+        assert set(collection.indexes) <= set(keys), collection.name
+
+
+def test_history_documents_are_replaced_by_id_and_other_points_kept(sink: MongoSink) -> None:
+    first = [
+        {"_id": "1@60", "category_id": 1, "avg_price": 10.0},
+        {"_id": "1@120", "category_id": 1, "avg_price": 11.0},
+    ]
+    sink.replace_by_ids(catalog.GOLD_CATEGORY_HISTORY, first)
+
+    stats = sink.replace_by_ids(catalog.GOLD_CATEGORY_HISTORY, [{"_id": "1@120", "category_id": 1, "avg_price": 12.0}])
+
+    assert stats == WriteStats(written=1)
+    assert {d["_id"]: d["avg_price"] for d in sink.db.gold_category_history.find()} == {"1@60": 10.0, "1@120": 12.0}
+
+
+def test_a_pipeline_event_rewritten_by_a_replay_keeps_the_listeners_lag(sink: MongoSink) -> None:
+    event = {"_id": "app:3", "batch_id": 3, "input_rows": 10}
+    sink.set_by_ids(catalog.PIPELINE_EVENTS, [event])
+    sink.update_fields(catalog.PIPELINE_EVENTS, "app:3", {"lag": {"ingest-product": 4}})
+
+    sink.set_by_ids(catalog.PIPELINE_EVENTS, [event])  # the replayed batch rewrites its event
+
+    assert list(sink.db.pipeline_events.find()) == [event | {"lag": {"ingest-product": 4}}]
+
+
+def test_a_price_history_version_mongodb_cannot_hold_is_rejected_and_the_others_stored(sink: MongoSink) -> None:
+    good = {"_id": "B000000001@1", "asin": "B000000001", "price": 1.0, "_v": "1"}
+    bad = {"_id": "B000000001@2", "asin": "B000000001", "price": float("nan"), "_v": "2"}
+
+    stats = sink.replace_by_ids(catalog.PRICE_HISTORY, [good, bad])
+
+    assert stats == WriteStats(written=1, rejected=[Rejected(bad["_id"], NAN_REASON)])
+    assert list(sink.db.price_history.find()) == [good]
 
 
 def _index_keys(db: Database) -> list[list[tuple[str, int]]]:
@@ -424,9 +473,9 @@ def test_a_category_the_sink_refuses_is_rejected_and_renames_no_product(sink: Mo
 
 
 def test_a_gold_row_the_sink_refuses_is_rejected_and_its_old_figures_removed(sink: MongoSink) -> None:
-    sink.replace_gold("summary", [{"_id": "a", "n": 1}, {"_id": "b", "n": 2}])
+    sink.replace_gold(catalog.GOLD_SUMMARY, [{"_id": "a", "n": 1}, {"_id": "b", "n": 2}])
 
-    stats = sink.replace_gold("summary", [{"_id": "a", "n": 3}, {"_id": "b", "n": float("nan")}])
+    stats = sink.replace_gold(catalog.GOLD_SUMMARY, [{"_id": "a", "n": 3}, {"_id": "b", "n": float("nan")}])
 
     assert stats == WriteStats(
         written=1, rejected=[Rejected("b", "sink: n is NaN (MongoDB serves finite numbers only)")]

@@ -58,6 +58,9 @@ class StoredDatabase:
         self.products = StoredCollection(products)
         self.categories = StoredCollection(categories)
 
+    def __getitem__(self, name: str) -> StoredCollection:
+        return getattr(self, name)
+
 
 @pytest.fixture
 def settings_for_tests() -> dict[str, Any]:
