@@ -32,9 +32,10 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from dataset.generate import asin_for, product_rows
+from lakehouse import catalog
 from lakehouse.mongo import mongo_client
 from lakehouse.serving import search_products
-from spark_jobs.mongo_sink import INDEXES, MongoSink, chunks, guarded_replace
+from spark_jobs.mongo_sink import MongoSink, chunks, guarded_replace
 from stack.mongo import EMBEDDED_SERVERS, EmbeddedServer, mongo_ping
 from stack.processes import ServiceProcess, wait_until
 from stack.services import process_tree_rss
@@ -130,27 +131,27 @@ class RunningServer:
 
 def add_hand_made_id_index(home: Path) -> None:
     with sqlite3.connect(home / f"{DATABASE}.sqlite", timeout=60) as sql:
-        (table,) = sql.execute("SELECT table_name FROM _ferretdb_collections WHERE name = 'products'").fetchone()
+        query = "SELECT table_name FROM _ferretdb_collections WHERE name = ?"
+        (table,) = sql.execute(query, (catalog.PRODUCTS.name,)).fetchone()
         sql.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS products_id_expr ON \"{table}\" (_ferretdb_sjson->'$._id')")
 
 
 def create_serving_collection(server: RunningServer) -> tuple[Collection, str]:
-    """The products collection with the sink's indexes; a server that refuses one gets the first field only."""
-    db = server.database()
-    db.create_collection("products")
+    """The products collection with the catalog's indexes; a server that refuses one gets the first field only."""
+    products = server.database().create_collection(catalog.PRODUCTS.name)
     notes = []
-    for fields in INDEXES["products"]:
+    for fields in catalog.PRODUCTS.indexes:
         try:
-            db.products.create_index([(f, ASCENDING) for f in fields])
-            db.products.insert_one({"_id": "probe", "category_id": 1})  # nx-27017 fails only here
-            db.products.delete_one({"_id": "probe"})
+            products.create_index([(f, ASCENDING) for f in fields])
+            products.insert_one({"_id": "probe", "category_id": 1})  # nx-27017 fails only here
+            products.delete_one({"_id": "probe"})
         except PyMongoError as error:
             notes.append(f"index {fields} breaks writes ({str(error)[:50]}): {fields[0]} alone")
-            db.products.drop_indexes()
-            db.products.create_index([(fields[0], ASCENDING)])
+            products.drop_indexes()
+            products.create_index([(fields[0], ASCENDING)])
     if server.candidate.hand_made_id_index:
         add_hand_made_id_index(server.home)
-    return db.products, "; ".join(notes) or "as the sink creates them"
+    return products, "; ".join(notes) or "as the sink creates them"
 
 
 # --- the operations: each returns (seconds, note) ---------------------------------------------------------------
@@ -324,7 +325,7 @@ def run_candidate(candidate: Candidate, size: int, budget: float, job_budget: fl
 
 def _attempt(server: RunningServer, operation: Operation, size: int, budget: float) -> str:
     server.budget_seconds = budget
-    products = server.database().products
+    products = server.database()[catalog.PRODUCTS.name]
     try:
         seconds, note = operation(products, size, time.monotonic() + budget)
     except Exception as error:  # a server that breaks the protocol raises KeyError etc. inside pymongo
@@ -341,10 +342,10 @@ def _attempt(server: RunningServer, operation: Operation, size: int, budget: flo
 
 def _restart(server: RunningServer, size: int) -> str:
     try:
-        before = server.database().products.estimated_document_count()
+        before = server.database()[catalog.PRODUCTS.name].estimated_document_count()
         server.stop()
         seconds = server.start()
-        after = server.database().products.count_documents({})
+        after = server.database()[catalog.PRODUCTS.name].count_documents({})
     except PyMongoError as error:  # FerretDB's count at 1.4M outlasts the budget
         return f"not checked: {error.__class__.__name__}"
     return f"{'yes' if after == before and after >= size else 'NO'} ({after:,} of {before:,}; {seconds:.1f} s)"

@@ -19,6 +19,7 @@ import uuid
 
 from client import api_client
 from dataset.generate import write_dataset
+from lakehouse import catalog
 from lakehouse.mongo import mongo_client, serving_db
 from lakehouse.settings import PROJECT_ROOT, Settings, load_settings, settings_env
 from spark_jobs.progress import lag_per_topic
@@ -60,12 +61,14 @@ def load(products: int, seed: int) -> tuple[Settings, float, float]:
     db = serving_db(config)
     started = time.monotonic()
     stack.start_job()
-    assert wait_until(lambda: db.pipeline_status.find_one() is not None, 600), stack.process("job").log_tail()
+    status = db[catalog.PIPELINE_STATUS.name]
+    assert wait_until(lambda: status.find_one() is not None, 600), stack.process("job").log_tail()
     first_batch = time.monotonic() - started
 
     def done() -> bool:
         lag = lag_per_topic(config)
-        return lag is not None and sum(lag.values()) == 0 and db.products.count_documents({}) == products
+        served = db[catalog.PRODUCTS.name].count_documents({})
+        return lag is not None and sum(lag.values()) == 0 and served == products
 
     assert wait_until(done, 1800, interval=2), stack.process("job").log_tail()
     job_seconds = time.monotonic() - started

@@ -146,8 +146,9 @@ def _file_identity(path: Path) -> str:
     return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def default_state_path(products: Path, categories: Path, api_url: str) -> Path:
-    digest = hashlib.sha256(f"{products.resolve()}|{categories.resolve()}|{api_url}".encode()).hexdigest()[:16]
+def default_state_path(products: Path, categories: Path | None, api_url: str) -> Path:
+    categories_part = categories.resolve() if categories else ""
+    digest = hashlib.sha256(f"{products.resolve()}|{categories_part}|{api_url}".encode()).hexdigest()[:16]
     return settings.runtime_dir / "client" / f"{digest}.json"
 
 
@@ -245,7 +246,7 @@ def _done_future() -> Future[Summary]:
 
 def run(
     products: Path,
-    categories: Path,
+    categories: Path | None,
     api_url: str,
     api_key: str = "",
     batch_size: int = 1000,
@@ -253,19 +254,20 @@ def run(
     show_progress: bool = True,
     state_path: Path | None = None,
 ) -> Summary:
-    """Send both files and return the outcome of every row, including rows an interrupted run handled."""
-    inputs = {"categories": categories, "products": products}
+    """Send both files (only the products when `categories` is None, as for a day of price updates) and return
+    the outcome of every row, including rows an interrupted run handled."""
+    inputs = {"categories": categories, "products": products} if categories else {"products": products}
     state = ResumeState(state_path or default_state_path(products, categories, api_url), inputs, batch_size)
     if state.resumed:
         print(f"resuming an interrupted run: {state.done} rows already handled", file=sys.stderr)
     summary = Summary()
     summary.add(state.summary)
+    sends: list[tuple[str, str, Iterator[Record | BadRow]]] = [("products", "/products/batch", read_products(products))]
+    if categories:
+        sends.insert(0, ("categories", "/categories/batch", read_categories(categories)))
     client = IngestClient(api_url, api_key)
     try:
-        for label, path, rows in (
-            ("categories", "/categories/batch", read_categories(categories)),
-            ("products", "/products/batch", read_products(products)),
-        ):
+        for label, path, rows in sends:
             skip = state.done[label]
             with tqdm(desc=label, unit=" records", disable=not show_progress, file=sys.stderr, initial=skip) as bar:
                 summary.add(send_file(client, path, chunks(label, rows, batch_size, skip), state, workers, bar))

@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     stop.add_argument("services", nargs="+", choices=ALL_SERVICES)
     commands.add_parser("status", help="what runs, with its memory")
     run = commands.add_parser("run", help="start everything, ingest the sample, keep running until Ctrl-C")
-    run.add_argument("--exit-after-ingest", action="store_true", help="stop the stack once the sample is in")
+    run.add_argument(
+        "--exit-after-ingest", action="store_true", help="stop the stack once the sample and its price history are in"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -62,3 +62,22 @@ def test_a_finished_run_forgets_its_state(tmp_path: Path) -> None:
     answered(state, next(chunks("products", rows("r", "r"), size=2)))
     state.finish(Summary(sent=2, accepted=2))
     assert not (tmp_path / "state.json").exists()
+
+
+def test_a_day_of_price_updates_is_sent_without_the_categories(tmp_path: Path, monkeypatch) -> None:
+    """`make run` sends each day file alone (stack/pipeline.py): only /products/batch is posted."""
+    from client import api_client
+    from tests.conftest import SAMPLE_DATASET
+
+    posted: list[tuple[str, int]] = []
+
+    def post_batch(self, path: str, chunk: Chunk, idempotency_key: str) -> Summary:
+        posted.append((path, len(chunk.records)))
+        return chunk.outcome(len(chunk.records), [])
+
+    monkeypatch.setattr(api_client.IngestClient, "post_batch", post_batch)
+    day = SAMPLE_DATASET / "updates" / "day_01.csv"
+    summary = api_client.run(day, None, "http://127.0.0.1:9", show_progress=False, state_path=tmp_path / "s.json")
+    rows_in_day = len(day.read_text().splitlines()) - 1
+    assert summary == Summary(sent=rows_in_day, accepted=rows_in_day)
+    assert {path for path, _ in posted} == {"/products/batch"} and sum(n for _, n in posted) == rows_in_day
