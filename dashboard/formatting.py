@@ -147,3 +147,23 @@ def json_safe(document: Mapping[str, Any]) -> dict[str, Any]:
 
 def _is_json_scalar(value: object) -> bool:
     return isinstance(value, JSON_SCALARS) or (isinstance(value, float) and math.isfinite(value))
+
+
+def dollar_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
+    """Tick values and labels for a log-scale dollar axis spanning [low, high] (both > 0): 1-2-5 steps
+    ($1, $2, $5, $10, ...) over up to three decades, powers of ten beyond; the ticks include one at or below
+    `low` and one at or above `high`, so every axis has at least two labelled ticks."""
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    steps = (1, 2, 5) if last - first <= 3 else (1,)
+    candidates = [step * 10.0**exponent for exponent in range(first, last + 1) for step in steps]
+    below = max(value for value in candidates if value <= low * (1 + 1e-9))
+    above = min(value for value in candidates if value >= high * (1 - 1e-9))
+    values = [value for value in candidates if below <= value <= above]
+    if len(values) == 1:
+        values.append(values[0] * 10)
+    return values, [dollars(value) for value in values]
+
+
+def dollars(value: float) -> str:
+    """A round tick amount: "$0.50", "$5", "$1,000"."""
+    return f"${value:,.0f}" if value >= 1 else f"${value:.2f}"

@@ -4,29 +4,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 from pymongo import ASCENDING
 from pymongo.database import Database
 
+from dashboard import series
 from dashboard.formatting import identifier
-from lakehouse import serving
+from lakehouse import catalog, serving
 from lakehouse.mongo import mongo_client
 from lakehouse.schemas import INT64_MAX
 from lakehouse.settings import settings
 
-BROWSABLE = (
-    "products",
-    "categories",
-    "quarantine",
-    "gold_category_stats",
-    "gold_price_buckets",
-    "gold_rating_distribution",
-    "gold_summary",
-    "pipeline_status",
-)
+BROWSABLE = tuple(collection.name for collection in catalog.ALL)
 CATEGORY_COLUMNS = [
     "category_id",
     "category_name",
@@ -67,7 +60,7 @@ def headline(db: Database) -> dict[str, Any]:
         "best_sellers": summary.get("best_sellers", 0),
         "avg_price": summary.get("avg_price"),
         "freshness_seconds": serving.freshness_seconds(db) if isinstance(newest, datetime) else None,
-        "quarantined": db.quarantine.estimated_document_count(),
+        "quarantined": serving.quarantine_count(db),
     }
 
 
@@ -130,13 +123,27 @@ def rated_categories(stats: pd.DataFrame) -> pd.DataFrame:
     return stats[placeable]
 
 
-def top_categories(stats: pd.DataFrame, top_n: int, by: str = "product_count") -> pd.DataFrame:
-    """The `top_n` categories by `by`, the rest of the products summed into 'Other'."""
-    top = ranked(stats, by, top_n)[["category_name", "product_count"]]
-    rest = stats["product_count"].sum() - top["product_count"].sum()
-    if rest > 0:
-        top = pd.concat([top, pd.DataFrame([{"category_name": "Other", "product_count": rest}])])
-    return top.reset_index(drop=True)
+@dataclass(frozen=True)
+class Other:
+    """The categories left out of a top-N chart: how many, their products, and their share of all products."""
+
+    categories: int
+    products: int
+    share: float
+
+    def describe(self) -> str:
+        return f"Other: {self.categories:,} categories, {self.products:,} products ({self.share:.1%})"
+
+
+def category_shares(stats: pd.DataFrame, top_n: int, by: str = "product_count") -> tuple[pd.DataFrame, Other]:
+    """The `top_n` categories by `by` with their products and share of all products (0..1), largest first,
+    and the rest summarised apart, so that no "Other" bar dwarfs the top ones."""
+    total = stats["product_count"].sum()
+    top = ranked(stats, by, top_n)[["category_name", "product_count"]].reset_index(drop=True)
+    top["share"] = top["product_count"] / total if total else 0.0
+    rest = total - top["product_count"].sum()
+    other = Other(len(stats) - len(top), int(rest), float(rest / total) if total else 0.0)
+    return top, other
 
 
 def price_distribution(db: Database, category_id: int | None = None) -> pd.DataFrame:
@@ -153,6 +160,12 @@ def price_distribution(db: Database, category_id: int | None = None) -> pd.DataF
 
 def quarantine_reasons(db: Database) -> pd.DataFrame:
     return pd.DataFrame(serving.quarantine_reasons(db), columns=["reason", "records"])
+
+
+def quarantine_by_reason_over_time(db: Database, window_seconds: int) -> pd.DataFrame:
+    """Quarantined records per time bucket and reason in the last `window_seconds` of broker time."""
+    documents = serving.quarantine_times(db, since(window_seconds))
+    return series.counts_per_bucket(documents, series.bucket_seconds(window_seconds))
 
 
 def latest_quarantined(db: Database) -> pd.DataFrame:
@@ -192,3 +205,35 @@ def int64(text: str) -> int | None:
         return None
     number = int(text)
     return number if INT64_MIN <= number <= INT64_MAX else None
+
+
+# --- over time (issue #12) -----------------------------------------------------------------------------
+
+
+def since(window_seconds: int) -> datetime:
+    return datetime.now(UTC) - timedelta(seconds=window_seconds)
+
+
+def price_history(db: Database, asin: str) -> pd.DataFrame:
+    return series.price_history_frame(serving.price_history(db, asin))
+
+
+def category_history(db: Database, category_ids: tuple[int, ...]) -> pd.DataFrame:
+    return series.category_history_frame(serving.category_history(db, category_ids))
+
+
+def movers(db: Database, window: str, kind: str) -> pd.DataFrame:
+    return series.movers_frame(serving.movers(db, window, kind))
+
+
+def pipeline_events(db: Database, window_seconds: int) -> list[dict[str, Any]]:
+    return serving.pipeline_events(db, since(window_seconds))
+
+
+def job_state(db: Database) -> dict[str, Any]:
+    """The supervisor's state, the last micro-batch's status and the newest event, for the Pipeline page."""
+    return {
+        "supervisor": serving.supervisor_status(db),
+        "status": serving.pipeline_status(db),
+        "last_event": serving.last_event(db),
+    }

@@ -3,26 +3,30 @@ generated sample after it went through the real pipeline; every number is checke
 
 from __future__ import annotations
 
-import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
+import httpx
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaProducer
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 from streamlit.testing.v1 import AppTest
 
 from api_ingest import main as api
+from lakehouse import catalog
 from lakehouse.settings import settings_env
 from spark_jobs.gold import PRICE_BUCKET_EDGES
-from tests.conftest import PROJECT_ROOT, SAMPLE_DATASET, load_dashboard
+from stack.processes import wait_until
+from tests.conftest import PROJECT_ROOT, SAMPLE_DATASET
+from tests.dashboard_pages import captions, metrics, open_page, values
 from tests.integration.conftest import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -57,19 +61,14 @@ def served(loaded_pipeline: Pipeline) -> Pipeline:
 
 
 @pytest.fixture
-def app(served: Pipeline, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    return load_dashboard(monkeypatch, settings_env(served.settings))
+def open_dashboard(served: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], AppTest]:
+    """Opens one page (by its navigation title) of the dashboard on the served pipeline's database."""
+    return lambda page: open_page(monkeypatch, settings_env(served.settings), page)
 
 
-def metrics(app: AppTest) -> dict[str, str]:
-    return {metric.label: metric.value for metric in app.metric}
-
-
-def values(array: list | dict) -> list:
-    """A Plotly trace array: a plain list, or (Plotly 6) base64 bytes with a dtype."""
-    if isinstance(array, list):
-        return array
-    return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+@pytest.fixture
+def app(open_dashboard: Callable[[str], AppTest]) -> AppTest:
+    return open_dashboard("Overview")
 
 
 def chart(app: AppTest, title_start: str) -> dict:
@@ -109,13 +108,18 @@ def test_price_per_category_table_equals_pandas(app: AppTest, products: pd.DataF
     assert table["median_price"].tolist() == pytest.approx(expected["median_price"].tolist(), rel=1e-9)
 
 
-def test_top_categories_chart_sums_to_every_product(app: AppTest, products: pd.DataFrame) -> None:
+def test_top_categories_are_shares_and_the_rest_is_said_apart(app: AppTest, products: pd.DataFrame) -> None:
     bars = chart(app, "Products per category")["data"][0]
-    assert len(values(bars["x"])) == 16 and values(bars["y"])[-1] == "Other"
-    assert sum(values(bars["x"])) == len(products)
+    counts = products["category_id"].value_counts()
+    assert sorted(values(bars["text"]), reverse=True) == counts.head(15).tolist()
+    assert values(bars["x"]) == pytest.approx([n / len(products) for n in values(bars["text"])])
+    rest = counts.iloc[15:]
+    share = rest.sum() / len(products)
+    assert f"Other: {len(rest)} categories, {rest.sum():,} products ({share:.1%})" in captions(app)
 
 
-def test_categories_page_views(app: AppTest, products: pd.DataFrame) -> None:
+def test_categories_page_views(open_dashboard: Callable[[str], AppTest], products: pd.DataFrame) -> None:
+    app = open_dashboard("Categories")
     sellers = chart(app, "Best sellers per category")["data"][0]
     assert max(values(sellers["y"])) == products.groupby("category_id")["isBestSeller"].sum().max()
     bought = chart(app, "Bought last month")["data"][0]
@@ -133,7 +137,10 @@ def test_categories_page_views(app: AppTest, products: pd.DataFrame) -> None:
     }
 
 
-def test_product_lookup_by_asin_and_by_title_words(app: AppTest, products: pd.DataFrame) -> None:
+def test_product_lookup_by_asin_and_by_title_words(
+    open_dashboard: Callable[[str], AppTest], products: pd.DataFrame
+) -> None:
+    app = open_dashboard("Products")
     first = products.iloc[0]
     app.text_input(key="product_lookup").input(first["asin"]).run()
     text = " ".join(m.value for m in app.markdown)
@@ -143,15 +150,17 @@ def test_product_lookup_by_asin_and_by_title_words(app: AppTest, products: pd.Da
     assert any(c.value == f"{min(wanted, 20)} product(s)" for c in app.caption)
 
 
-def test_pipeline_page_shows_progress_and_quarantine_reasons(app: AppTest) -> None:
+def test_pipeline_page_shows_progress_and_quarantine_reasons(open_dashboard: Callable[[str], AppTest]) -> None:
+    app = open_dashboard("Pipeline")
     shown = metrics(app)
     assert shown["Last batch"].startswith("#")
     assert any(label.startswith("Lag ingest-product") for label in shown)
-    reasons = app.dataframe[1].value
+    [reasons] = [d.value for d in app.dataframe if list(d.value.columns) == ["reason", "records"]]
     assert sorted(reasons["reason"]) == ["price: below 0", "value: not one JSON object"]
 
 
-def test_data_browser_filters_a_collection(app: AppTest, categories: pd.DataFrame) -> None:
+def test_data_browser_filters_a_collection(open_dashboard: Callable[[str], AppTest], categories: pd.DataFrame) -> None:
+    app = open_dashboard("Data browser")
     app.selectbox(key="browse_collection").select("categories").run()
     app.text_input(key="browse_field").input("id").run()
     app.text_input(key="browse_value").input("3").run()
@@ -224,19 +233,124 @@ def headless_chromium(profile: Path) -> webdriver.Chrome:
     return webdriver.Chrome(service=ChromeService(str(CHROMEDRIVER)), options=options)
 
 
-def test_dashboard_renders_in_a_real_browser(served: Pipeline, products: pd.DataFrame, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def browser(served: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    """One headless Chromium on the dashboard the stack starts (as `make run` does), for every page's test."""
     if not CHROMEDRIVER.exists():
         pytest.skip("Debian's chromium-driver is not installed (make setup installs it)")
     served.stack.start_dashboard()
-    browser = headless_chromium(tmp_path / "profile")
+    driver = headless_chromium(tmp_path_factory.mktemp("chromium") / "profile")
     try:
-        browser.get(f"http://127.0.0.1:{served.settings.dashboard_port}/")
-        WebDriverWait(browser, 120).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) >= 3)
-        assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
-        shown = [e.text for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stMetricValue"]')]
-        assert f"{len(products):,}" in shown
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        assert browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+        yield driver
     finally:
-        browser.quit()
+        driver.quit()
         served.stack.process("dashboard").stop()
+
+
+def open_url(browser: webdriver.Chrome, served: Pipeline, url_path: str, *titles: str) -> None:
+    """The page at `url_path`, once every chart titled `titles` (title starts) is drawn."""
+    browser.get(f"http://127.0.0.1:{served.settings.dashboard_port}/{url_path}")
+    wait_for_charts(browser, *titles)
+
+
+def wait_for_charts(browser: webdriver.Chrome, *titles: str) -> None:
+    def drawn(driver: webdriver.Chrome) -> bool:
+        shown = chart_titles(driver)
+        return all(any(title.startswith(start) for title in shown) for start in titles)
+
+    WebDriverWait(browser, 120, ignored_exceptions=[StaleElementReferenceException]).until(drawn)
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+
+
+def chart_titles(browser: webdriver.Chrome) -> list[str]:
+    return [element.text for element in browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .gtitle")]
+
+
+def shown_metrics(browser: webdriver.Chrome) -> dict[str, str]:
+    shown = {}
+    for metric in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stMetric"]'):
+        label = metric.find_element(By.CSS_SELECTOR, '[data-testid="stMetricLabel"]').text
+        shown[label] = metric.find_element(By.CSS_SELECTOR, '[data-testid="stMetricValue"]').text
+    return shown
+
+
+def page_text(browser: webdriver.Chrome) -> str:
+    return browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+
+
+def type_into(browser: webdriver.Chrome, label: str, text: str) -> None:
+    """`text` typed into the text input labelled `label`, once the page has drawn it, then Enter."""
+    fields = WebDriverWait(browser, 60).until(
+        lambda b: b.find_elements(By.CSS_SELECTOR, f'input[aria-label="{label}"]')
+    )
+    fields[0].send_keys(text, Keys.ENTER)
+
+
+def screenshot(browser: webdriver.Chrome, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def test_overview_in_a_real_browser(browser: webdriver.Chrome, served: Pipeline, products: pd.DataFrame) -> None:
+    open_url(browser, served, "", "Price distribution", "Products per category", "Average and median price")
+    shown = shown_metrics(browser)
+    assert (shown["Products"], shown["Quarantined"]) == (f"{len(products):,}", str(len(BAD_RECORDS)))
+    rest = products["category_id"].value_counts().iloc[15:]
+    assert f"Other: {len(rest)} categories, {rest.sum():,} products" in page_text(browser)
+    screenshot(browser, "dashboard")  # the README's picture
+    screenshot(browser, "dashboard-overview")
+
+
+def test_categories_in_a_real_browser(browser: webdriver.Chrome, served: Pipeline) -> None:
+    open_url(browser, served, "categories", "Rating vs. price per category", "Best sellers per category")
+    [rating] = [
+        plot
+        for plot in browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")
+        if plot.find_element(By.CSS_SELECTOR, ".gtitle").text.startswith("Rating vs. price")
+    ]
+    ticks = [tick.text for tick in rating.find_elements(By.CSS_SELECTOR, ".xtick text")]
+    assert ticks and all(tick.startswith("$") for tick in ticks), ticks
+    screenshot(browser, "dashboard-categories")
+
+
+def test_products_in_a_real_browser(browser: webdriver.Chrome, served: Pipeline, products: pd.DataFrame) -> None:
+    open_url(browser, served, "products")
+    first = products.iloc[0]
+    type_into(browser, "ASIN or title words", first["asin"])
+    WebDriverWait(browser, 60).until(lambda b: first["title"] in page_text(b))
+    assert "1 product(s)" in page_text(browser)
+    screenshot(browser, "dashboard-products")
+
+
+def test_trends_in_a_real_browser_after_a_product_is_re_priced(
+    browser: webdriver.Chrome, served: Pipeline, products: pd.DataFrame
+) -> None:
+    """A new version of a product POSTed through the API: its price history has two steps."""
+    first = json.loads(products.iloc[0].to_json())
+    repriced = first | {"price": round(first["price"] + 10, 2)}
+    assert httpx.post(f"{served.settings.api_url}/products", json=repriced, timeout=30).status_code == 201
+    history = served.db[catalog.PRICE_HISTORY.name]
+    assert wait_until(lambda: history.count_documents({"asin": first["asin"]}) >= 2, 120, interval=1.0)
+
+    open_url(browser, served, "trends", "Average price", "Median price", "Products", "Best sellers")
+    type_into(browser, "ASIN or title words", first["asin"])
+    wait_for_charts(browser, "Price history")
+    shown = shown_metrics(browser)
+    assert (shown["Versions"], shown["First price"]) == ("2", f"${first['price']:,.2f}")
+    assert shown["Current price"] == f"${repriced['price']:,.2f}"
+    screenshot(browser, "dashboard-trends")
+
+
+def test_pipeline_in_a_real_browser(browser: webdriver.Chrome, served: Pipeline) -> None:
+    titles = ("Rows per second", "Batch duration by step", "Lag per topic", "Freshness", "Quarantined per batch")
+    open_url(browser, served, "pipeline", *titles)
+    shown = shown_metrics(browser)
+    assert shown["Job"] == "Running" and shown["Last batch"].startswith("#")
+    assert "make backfill" in page_text(browser)
+    screenshot(browser, "dashboard-pipeline")
+
+
+def test_data_browser_in_a_real_browser(browser: webdriver.Chrome, served: Pipeline) -> None:
+    open_url(browser, served, "browser")
+    WebDriverWait(browser, 60).until(lambda b: "25 document(s) on this page" in page_text(b))
+    screenshot(browser, "dashboard-browser")

@@ -28,27 +28,31 @@ from dashboard.queries import (
     browse,
     category_choices,
     category_frame,
+    category_shares,
     ranked,
     rated_categories,
-    top_categories,
 )
 from lakehouse.mongo import redacted_uri
-from tests.conftest import load_dashboard
+from tests.dashboard_pages import open_page
 
 
-def test_top_categories_sum_the_rest_into_other() -> None:
+def test_the_top_categories_are_shares_and_the_rest_is_summarised_apart() -> None:
     stats = pd.DataFrame(
         {"category_name": ["a", "b", "c", "d"], "product_count": [5, 9, 1, 3], "best_seller_count": [4, 0, 0, 1]}
     )
-    assert top_categories(stats, 2).to_dict("list") == {
-        "category_name": ["b", "a", "Other"],
-        "product_count": [9, 5, 4],
-    }
-    assert top_categories(stats, 1, by="best_seller_count").to_dict("list") == {
-        "category_name": ["a", "Other"],
-        "product_count": [5, 13],
-    }
-    assert top_categories(stats, 4)["category_name"].tolist() == ["b", "a", "d", "c"]
+    top, other = category_shares(stats, 2)
+    assert top.to_dict("list") == {"category_name": ["b", "a"], "product_count": [9, 5], "share": [0.5, 5 / 18]}
+    assert (other.categories, other.products, other.share) == (2, 4, 4 / 18)
+    assert other.describe() == "Other: 2 categories, 4 products (22.2%)"
+    top, other = category_shares(stats, 1, by="best_seller_count")
+    assert top["category_name"].tolist() == ["a"] and other.describe() == "Other: 3 categories, 13 products (72.2%)"
+    top, other = category_shares(stats, 4)
+    assert top["category_name"].tolist() == ["b", "a", "d", "c"] and (other.categories, other.products) == (0, 0)
+
+
+def test_the_shares_of_no_products_are_zero() -> None:
+    top, other = category_shares(category_frame([]), 15)
+    assert top.empty and other.describe() == "Other: 0 categories, 0 products (0.0%)"
 
 
 def closed_port() -> int:
@@ -57,12 +61,24 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_an_unreachable_mongodb_gets_a_message_not_a_stack_trace(monkeypatch: pytest.MonkeyPatch) -> None:
+READING_PAGES = ["Overview", "Categories", "Trends", "Pipeline", "Data browser"]
+
+
+@pytest.mark.parametrize("page", READING_PAGES)
+def test_an_unreachable_mongodb_gets_a_message_not_a_stack_trace(monkeypatch: pytest.MonkeyPatch, page: str) -> None:
     port = closed_port()
-    app = load_dashboard(monkeypatch, {"MONGO_URI": f"mongodb://127.0.0.1:{port}/"})
+    app = open_page(monkeypatch, {"MONGO_URI": f"mongodb://127.0.0.1:{port}/"}, page)
     assert not app.exception
-    assert len(app.error) == 4, "every page that reads says it (Products reads only once searched)"
-    assert all(f"127.0.0.1:{port}/ is unreachable (ServerSelectionTimeoutError)" in e.value for e in app.error)
+    [error] = app.error
+    assert f"127.0.0.1:{port}/ is unreachable (ServerSelectionTimeoutError)" in error.value
+
+
+def test_the_products_page_reads_nothing_before_a_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = open_page(monkeypatch, {"MONGO_URI": f"mongodb://127.0.0.1:{closed_port()}/"}, "Products")
+    assert not app.error and not app.exception
+    assert app.title[0].value == "Products"
+    app.text_input(key="product_lookup").input("B014TMV5YE").run()
+    assert "is unreachable" in app.error[0].value
 
 
 @pytest.mark.parametrize(
@@ -204,14 +220,10 @@ def test_ranking_leaves_out_categories_without_a_value() -> None:
     )
     assert ranked(stats, "avg_discount", 15)["category_name"].tolist() == ["b"]
     assert ranked(stats, "avg_stars", 15).empty
-    assert top_categories(stats, 1, by="avg_discount").to_dict("list") == {
-        "category_name": ["b", "Other"],
-        "product_count": [6, 5],
-    }
-    assert top_categories(stats, 2, by="bought_last_month").to_dict("list") == {
-        "category_name": ["Other"],
-        "product_count": [11],
-    }
+    top, other = category_shares(stats, 1, by="avg_discount")
+    assert top["category_name"].tolist() == ["b"] and (other.categories, other.products) == (2, 5)
+    top, other = category_shares(stats, 2, by="bought_last_month")
+    assert top.empty and (other.categories, other.products) == (3, 11)
 
 
 def test_only_rated_categories_priced_above_zero_go_on_the_log_price_chart() -> None:
@@ -349,13 +361,8 @@ def test_an_unnamed_category_keeps_its_exact_id_when_another_has_none() -> None:
 
 
 def test_the_pipeline_page_shows_why_the_job_stopped_and_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The supervisor's document as the job writes it; MongoDB itself is not needed for that page's notice."""
-    import sys
-
-    from streamlit.testing.v1 import AppTest
-
-    from tests.conftest import PROJECT_ROOT
-
+    """The supervisor's document as the job writes it; the page's other reads find MongoDB unreachable, which
+    the page says after the job's state."""
     stopped = {
         "state": "stopped",
         "kind": "deterministic",
@@ -367,18 +374,20 @@ def test_the_pipeline_page_shows_why_the_job_stopped_and_the_command(monkeypatch
         "restarts": 0,
         "warnings": [],
     }
-    monkeypatch.setenv("MONGO_URI", f"mongodb://127.0.0.1:{closed_port()}/")
-    for module in [m for m in sys.modules if m.split(".")[0] in ("lakehouse", "dashboard")]:
-        monkeypatch.delitem(sys.modules, module)
-    from lakehouse import serving  # the module the app will import, as fresh as its settings
-
-    monkeypatch.setattr(serving, "supervisor_status", lambda _db: stopped)
-    monkeypatch.setattr(serving, "pipeline_status", lambda _db: {})
-    app = AppTest.from_file(str(PROJECT_ROOT / "dashboard" / "app.py"), default_timeout=60).run()
+    app = open_page(
+        monkeypatch,
+        {"MONGO_URI": f"mongodb://127.0.0.1:{closed_port()}/"},
+        "Pipeline",
+        serving__supervisor_status=lambda _db: stopped,
+        serving__pipeline_status=lambda _db: {},
+        serving__last_event=lambda _db: {},
+    )
 
     assert not app.exception
+    assert {m.label: m.value for m in app.metric} == {"Job": "Stopped", "Last progress": "—"}
     [shown] = [e.value.replace("\\", "") for e in app.error if "stopped" in e.value]  # markdown escapes removed
     assert shown.startswith("The streaming job stopped (deterministic failure): Records the job has not read")
     assert "ingest-product partition 0 offsets 3-5" in shown
     assert "start the job once with STREAM_FAIL_ON_DATA_LOSS=false" in shown
     assert [c.value for c in app.code] == ["STREAM_FAIL_ON_DATA_LOSS=false make up"]
+    assert "is unreachable" in app.error[-1].value

@@ -1,0 +1,1 @@
+"""One module per dashboard page, run by st.navigation in dashboard/app.py (only the open page runs)."""
