@@ -163,7 +163,7 @@ def run(job: IngestJob, bronze: DataFrame, slice_rows: int, write_bronze: bool) 
         if write_bronze:
             lake.append_once(part.withColumn("_read_by", F.lit(app_id)), job.tables.bronze, index, app_id)
         rows, newest_record_ts = batch_size(part)
-        outcome = job.apply(part, steps)
+        outcome = job.apply(part, steps, refresh_trends=index == slices - 1)
         event = events.BatchEvent(
             "backfill", index, started_at, rows, outcome, steps, datetime.now(UTC), newest_record_ts
         )

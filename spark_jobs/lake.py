@@ -54,8 +54,9 @@ class LakeTables:
 
     @property
     def kept(self) -> tuple[str, ...]:
-        """Tables a rebuild from bronze keeps: it cannot recompute them (past gold points)."""
-        return (self.category_history,)
+        """Tables a rebuild from bronze keeps: it cannot recompute them (past gold points), and the event log
+        (kept like MongoDB's pipeline_events, so the two tell the same history)."""
+        return (self.category_history, self.event_log)
 
 
 def stream_app_id(query_checkpoint: Path) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -29,8 +31,18 @@ def spark_defaults(config: Settings = settings) -> str:
     )
 
 
+def use_utc() -> None:
+    """Makes this process's local time UTC. PySpark hands timestamps to Python as naive datetimes in the
+    process's local time zone (whatever spark.sql.session.timeZone says), and pymongo stores a naive datetime
+    as UTC: on a machine whose TZ is not UTC every time the job writes to MongoDB would be shifted."""
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+
+
 def build_spark(app_name: str, config: Settings = settings) -> SparkSession:
-    """A local (or SPARK_MASTER) session. Under spark-submit the jars may already be on the classpath."""
+    """A local (or SPARK_MASTER) session, in a process whose local time is UTC (`use_utc`). Under
+    spark-submit the jars may already be on the classpath."""
+    use_utc()
     builder = (
         SparkSession.builder.appName(app_name)
         .master(config.spark_master)

@@ -178,10 +178,11 @@ class IngestJob:
         events.append(self.spark, event, bronze, self.tables.event_log, app_id)
         self.sink.set_by_ids(catalog.PIPELINE_EVENTS, [events.event_document(event, app_id)])
 
-    def apply(self, bronze: DataFrame, steps: dict[str, float]) -> events.Outcome:
+    def apply(self, bronze: DataFrame, steps: dict[str, float], refresh_trends: bool = True) -> events.Outcome:
         """Bronze rows -> quarantine, silver, price history, MongoDB, the processed-product topic, gold and
-        gold's trends (category points, movers). Idempotent: the streaming job runs it per micro-batch, the
-        backfill over all of bronze."""
+        gold's trends (category points, movers; skipped when not `refresh_trends`). Idempotent: the streaming
+        job runs it per micro-batch, the backfill over all of bronze, a slice at a time, with the trends only
+        after its last slice (a point computed from part of silver would replace a kept one)."""
         cached: list[DataFrame] = []
         try:
             with self._step(steps, "quarantine"):
@@ -214,7 +215,8 @@ class IngestJob:
                     self._publish(current)
             with self._step(steps, "gold"):
                 served = self._refresh_gold()
-            self._refresh_trends(served, steps)
+            if refresh_trends:
+                self._refresh_trends(served, steps)
             return outcome
         finally:
             for frame in cached:
@@ -386,11 +388,14 @@ class IngestJob:
 
     def _refresh_trends(self, served: dict[str, DataFrame] | None, steps: dict[str, float]) -> None:
         """After gold (`served`: its tables, None before silver has a product): the category points of the
-        bucket holding the newest arrival (silver's newest broker time, so a replay computes the same), then
-        the movers up to that arrival. Timed as the steps `points` and `movers`."""
+        bucket holding the newest arrival (silver's newest broker time, product or category, so a replay
+        computes the same and a category renamed later gets a point of its own), then the movers up to that
+        arrival. Timed as the steps `points` and `movers`."""
         newest_micros = None
         if served is not None:
             [newest_micros] = served["summary"].select(F.unix_micros("newest_record_ts")).first()
+            times = (newest_micros, self._newest_category_micros())
+            newest_micros = max((t for t in times if t is not None), default=None)
         with self._step(steps, "points"):
             if served is not None and newest_micros is not None:
                 at = trends.bucket_start(newest_micros // 1_000_000, self.config.trends_bucket_seconds)
@@ -398,6 +403,11 @@ class IngestJob:
         with self._step(steps, "movers"):
             if newest_micros is not None:
                 self._refresh_movers(from_epoch_micros(newest_micros))
+
+    def _newest_category_micros(self) -> int | None:
+        """Silver categories' newest broker time in epoch microseconds; None without categories."""
+        categories = self._silver(self.tables.silver_categories)
+        return None if categories is None else categories.agg(F.unix_micros(F.max("_kafka_ts"))).first()[0]
 
     def _refresh_movers(self, until: datetime) -> None:
         """gold/movers and gold_movers, replaced by the moves of every window ending at `until`."""

@@ -97,9 +97,11 @@ def _ranked(changes: DataFrame, kind: str, until: datetime, top: int) -> DataFra
     category_name) -> the `top` moves up and down per window, shaped like catalog.GOLD_MOVERS.
 
     Ranked by the size of the relative change; a start price of 0 has no relative change (`change_pct` null)
-    and ranks first among the moves up, by its absolute change. Ties go to the smaller key."""
+    and ranks after every move that has one, by its absolute change. Ties go to the smaller key. Prices that
+    differ by less than a cent are no move."""
     change = F.col("end_price") - F.col("start_price")
-    moved = changes.where(F.col("in_window") & (F.col("end_price") != F.col("start_price")))
+    # In cents: a category's average computed in another order can differ in its last bits.
+    moved = changes.where(F.col("in_window") & (F.round("end_price", 2) != F.round("start_price", 2)))
     with_change = moved.select(
         "*",
         change.alias("change"),
@@ -107,7 +109,7 @@ def _ranked(changes: DataFrame, kind: str, until: datetime, top: int) -> DataFra
         F.when(change > 0, F.lit("up")).otherwise(F.lit("down")).alias("direction"),
     )
     largest_first = Window.partitionBy("window", "direction").orderBy(
-        F.abs("change_pct").desc_nulls_first(), F.abs("change").desc(), F.col("key").asc()
+        F.abs("change_pct").desc_nulls_last(), F.abs("change").desc(), F.col("key").asc()
     )
     ranked = with_change.withColumn("rank", F.row_number().over(largest_first)).where(F.col("rank") <= top)
     return ranked.select(

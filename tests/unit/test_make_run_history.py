@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from client.transformer import Record, read_products
-from stack.pipeline import day_files, distinct_keys, seconds_to_next_bucket
+from stack.pipeline import day_files, distinct_keys, seconds_to_next_bucket, unsent
 from tests.conftest import SAMPLE_DATASET
 
 
@@ -35,3 +35,14 @@ def test_a_day_is_sent_just_inside_the_next_bucket() -> None:
     assert seconds_to_next_bucket(1_000_000_030.0, 60) == 51.0  # in [..020, ..080): 1 s after ..080
     assert seconds_to_next_bucket(1_000_000_020.0, 60) == 61.0  # at a boundary: the one after it
     assert seconds_to_next_bucket(59.5, 60, margin=0.0) == 0.5
+
+
+def test_a_second_make_run_on_kept_data_sends_only_what_the_price_history_lacks() -> None:
+    products = SAMPLE_DATASET / "amazon_products.csv"
+    files = [products, *day_files(products)]
+    day_rows = [len(list(read_products(day))) for day in files[1:]]
+    assert unsent(files, 0) == files  # a fresh lakehouse (or one from before the price history)
+    assert unsent(files, 1_999) == files
+    assert unsent(files, 2_000) == files[1:]  # the sample is in, its days are not
+    assert unsent(files, 2_000 + day_rows[0] + day_rows[1]) == files[3:]  # stopped after day 2
+    assert unsent(files, 2_600) == []

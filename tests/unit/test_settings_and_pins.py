@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 import tomllib
 import xml.etree.ElementTree as ET
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,21 @@ def test_every_selectable_mongodb_server_has_a_make_target_and_a_command(tmp_pat
             command = server.command("127.0.0.1", 27999, tmp_path)
             assert command[0] == str(server.executable) and "27999" in " ".join(command)
     assert set(Settings.model_fields["mongo_server"].annotation.__args__) <= set(EMBEDDED_SERVERS)
+
+
+def test_the_job_reads_spark_timestamps_as_utc_whatever_the_machines_time_zone(monkeypatch) -> None:
+    """PySpark turns a timestamp into a naive datetime in the process's local time (TimestampType.fromInternal)
+    and pymongo stores a naive datetime as UTC: in Los Angeles every time written would be 8 hours off."""
+    import time
+
+    from pyspark.sql.types import TimestampType
+
+    from spark_jobs.session import use_utc
+
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    time.tzset()
+    try:
+        use_utc()
+        assert TimestampType().fromInternal(1_764_000_000 * 1_000_000) == datetime(2025, 11, 24, 16, 0)
+    finally:
+        time.tzset()

@@ -48,7 +48,7 @@ REPRICED = [
     ("SAME000001", ago(minutes=5), 5.0, "Cup"),
     ("EARLIER001", ago(hours=5), 7.0, "Pan"),  # both versions before the last hour
     ("EARLIER001", ago(hours=2), 9.0, "Pan"),
-    ("FREE000001", ago(hours=2), 0.0, "Sample"),  # from free: no relative change
+    ("FREE000001", ago(hours=2), 0.0, "Sample"),  # from free: no relative change, ranked after the others
     ("FREE000001", ago(minutes=20), 3.0, "Sample"),
     ("NEW0000001", ago(minutes=15), 99.0, "Novelty"),  # one version: nothing moved
 ]
@@ -63,8 +63,8 @@ def test_product_movers_of_the_last_hour_start_from_the_price_before_it(spark) -
     moved = product_movers(spark)
 
     assert movers(moved, "1h") == [
-        ("product:1h:up:1", "up", 1, "FREE000001", "Sample", "Kitchen", 0.0, 3.0, 3.0),
-        ("product:1h:up:2", "up", 2, "UP00000001", "Kettle", "Kitchen", 10.0, 12.0, 2.0),
+        ("product:1h:up:1", "up", 1, "UP00000001", "Kettle", "Kitchen", 10.0, 12.0, 2.0),
+        ("product:1h:up:2", "up", 2, "FREE000001", "Sample", "Kitchen", 0.0, 3.0, 3.0),
         ("product:1h:down:1", "down", 1, "DOWN000001", "Toaster", "Kitchen", 20.0, 15.0, -5.0),
     ]
     assert percentages(moved, "1h") == {"FREE000001": None, "UP00000001": 20.0, "DOWN000001": -25.0}
@@ -74,9 +74,9 @@ def test_product_movers_without_a_price_before_the_window_start_from_its_first_p
     moved = product_movers(spark)
 
     assert movers(moved, "24h") == [
-        ("product:24h:up:1", "up", 1, "FREE000001", "Sample", "Kitchen", 0.0, 3.0, 3.0),
-        ("product:24h:up:2", "up", 2, "EARLIER001", "Pan", "Kitchen", 7.0, 9.0, 2.0),
-        ("product:24h:up:3", "up", 3, "UP00000001", "Kettle", "Kitchen", 10.0, 12.0, 2.0),
+        ("product:24h:up:1", "up", 1, "EARLIER001", "Pan", "Kitchen", 7.0, 9.0, 2.0),
+        ("product:24h:up:2", "up", 2, "UP00000001", "Kettle", "Kitchen", 10.0, 12.0, 2.0),
+        ("product:24h:up:3", "up", 3, "FREE000001", "Sample", "Kitchen", 0.0, 3.0, 3.0),
         ("product:24h:down:1", "down", 1, "DOWN000001", "Toaster", "Kitchen", 20.0, 15.0, -5.0),
     ]
     assert percentages(moved, "24h")["EARLIER001"] == 200 / 7
