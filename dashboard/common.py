@@ -43,16 +43,19 @@ def database() -> Database:
 
 
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
-def _cached_query(source: tuple[str, str], query: str, *arguments: Hashable) -> Any:
-    return getattr(queries, query)(connect(*source), *arguments)
+def _cached_query(
+    source: tuple[str, str], query: str, arguments: tuple[Hashable, ...], keywords: tuple[tuple[str, Hashable], ...]
+) -> Any:
+    return getattr(queries, query)(connect(*source), *arguments, **dict(keywords))
 
 
 def cached(query: Callable[Concatenate[Database, P], T]) -> Callable[P, T]:
     """`query`, a function of dashboard.queries taking the database first, called with its other arguments
-    (positional, hashable) through the cache. Looked up by name at each call, so a test may replace it."""
+    (hashable; positional or by keyword, both part of the cache key) through the cache. Looked up by name at
+    each call, so a test may replace it."""
 
-    def run(*arguments: P.args, **_: P.kwargs) -> T:
-        return _cached_query(SOURCE, query.__name__, *arguments)
+    def run(*arguments: P.args, **keywords: P.kwargs) -> T:
+        return _cached_query(SOURCE, query.__name__, arguments, tuple(sorted(keywords.items())))
 
     return run
 

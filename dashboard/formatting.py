@@ -90,6 +90,11 @@ def clock(value: object) -> str:
     return f"{value:%H:%M:%S} UTC" if isinstance(value, datetime) else MISSING
 
 
+def moment(value: object) -> str:
+    """A date and time (UTC) in full: "2024-05-01 12:00:00 UTC"; "—" for anything else (NaT too)."""
+    return f"{value:%Y-%m-%d %H:%M:%S} UTC" if isinstance(value, datetime) and value == value else MISSING
+
+
 def safe_url(text: object) -> str | None:
     """`text` when it is an absolute http(s) URL with a host, else None: never a `javascript:`, `data:` or
     `file:` URL, nor a bare path (which st.image would read from the dashboard's own disk)."""

@@ -33,6 +33,8 @@ CATEGORY_COLUMNS = [
 ]
 NUMERIC_CATEGORY_COLUMNS = [name for name in CATEGORY_COLUMNS if name != "category_name"]
 ALL_CATEGORIES = "All categories"
+# A title search lists at most this many products.
+MAX_MATCHES = 20
 # A field name starting with "$" is a query operator ($where runs JavaScript on the server), not a field.
 OPERATOR_PREFIX = "$"
 # BSON writes a field name as a C string, so pymongo refuses to send one with a NUL in it (InvalidDocument).
@@ -64,12 +66,6 @@ def headline(db: Database) -> dict[str, Any]:
     }
 
 
-def with_numbers(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """`columns` as numbers, whatever was stored: a field null in every document arrives as an object column
-    of None, on which nlargest, means and log axes fail; missing or non-numeric values become NaN."""
-    return frame.assign(**{name: pd.to_numeric(frame[name], errors="coerce") for name in columns})
-
-
 def unnamed_category(category_id: object) -> str:
     return f"(category {identifier(category_id)} not yet arrived)"
 
@@ -89,7 +85,7 @@ def exact_integers(values: pd.Series) -> pd.Series:
 def category_frame(documents: list[dict[str, Any]]) -> pd.DataFrame:
     """gold_category_stats documents as one frame shape: numeric columns, a name for every category."""
     stored = pd.DataFrame(documents, columns=CATEGORY_COLUMNS, dtype=object)  # as stored: no float64 guess
-    frame = with_numbers(stored, NUMERIC_CATEGORY_COLUMNS).assign(category_id=exact_integers(stored["category_id"]))
+    frame = series.numbers(stored, NUMERIC_CATEGORY_COLUMNS).assign(category_id=exact_integers(stored["category_id"]))
     names = frame["category_name"].astype(str)
     named = frame["category_name"].notna() & (names.str.strip() != "")
     frame["category_name"] = names.where(named, as_text(frame["category_id"], unnamed_category))
@@ -151,7 +147,7 @@ def price_distribution(db: Database, category_id: int | None = None) -> pd.DataF
         serving.price_buckets(db, category_id), columns=["category_id", "bucket", "label", "product_count"]
     )
     return (
-        with_numbers(rows, ["bucket", "product_count"])
+        series.numbers(rows, ["bucket", "product_count"])
         .groupby(["bucket", "label"], as_index=False)["product_count"]
         .sum()
         .sort_values("bucket", ignore_index=True)
@@ -214,12 +210,40 @@ def since(window_seconds: int) -> datetime:
     return datetime.now(UTC) - timedelta(seconds=window_seconds)
 
 
-def price_history(db: Database, asin: str) -> pd.DataFrame:
-    return series.price_history_frame(serving.price_history(db, asin))
+def lookup_products(db: Database, text: str) -> list[dict[str, Any]]:
+    """The products `text` names: the one with that ASIN (one indexed read), else at most MAX_MATCHES whose
+    title has every word (a search that may walk every product when no title matches: read it cached)."""
+    exact = serving.find_product(db, text.strip().upper())
+    return [exact] if exact else serving.search_products(db, q=text, limit=MAX_MATCHES)[0]
 
 
-def category_history(db: Database, category_ids: tuple[int, ...]) -> pd.DataFrame:
-    return series.category_history_frame(serving.category_history(db, category_ids))
+@dataclass(frozen=True)
+class PriceHistory:
+    """A product's price history: `versions` as series.price_history_frame shapes them (at most the newest
+    serving.MAX_PRICE_VERSIONS), and the price (USD) of its very first version, which `versions` lacks when
+    `cut`."""
+
+    versions: pd.DataFrame
+    first_price: float | None
+    cut: bool
+
+
+def price_history(db: Database, asin: str) -> PriceHistory:
+    documents = serving.price_history(db, asin)
+    versions = series.price_history_frame(documents)
+    first = serving.first_price_version(db, asin) if len(documents) >= serving.MAX_PRICE_VERSIONS else None
+    cut = first is not None and first.get("_v") != documents[0].get("_v")
+    oldest = series.price_history_frame([first]) if cut else versions
+    return PriceHistory(versions, float(oldest["price"].iloc[0]) if len(oldest) else None, cut)
+
+
+def category_history(db: Database, category_ids: tuple[int, ...], range_seconds: int | None) -> pd.DataFrame:
+    """The history of `category_ids` over the `range_seconds` (all of it when None) up to their newest point,
+    at most serving.MAX_CATEGORY_POINTS newest points per category, as series.category_history_frame shapes
+    it."""
+    newest = serving.newest_category_point(db, category_ids) if range_seconds is not None else None
+    since = None if newest is None else newest - timedelta(seconds=range_seconds or 0)
+    return series.category_history_frame(serving.category_history(db, category_ids, since))
 
 
 def movers(db: Database, window: str, kind: str) -> pd.DataFrame:

@@ -27,6 +27,8 @@ MAX_PAGE = 200
 MAX_PRICE_VERSIONS = 5_000
 # The Pipeline page's widest window holds at most this many micro-batches (the newest ones).
 MAX_EVENTS = 5_000
+# A category's trend is read as at most this many of its newest points (two weeks of 60 s buckets).
+MAX_CATEGORY_POINTS = 20_000
 WINDOWS = ("1h", "24h", "7d", "30d")
 # The next character after ":" in ASCII: "kind:window:" <= an _id < "kind:window;" is one _id prefix range.
 AFTER_COLON = ";"
@@ -152,17 +154,36 @@ def price_history(db: Database, asin: str, limit: int = MAX_PRICE_VERSIONS) -> l
     return list(newest)[::-1]
 
 
-def category_history(db: Database, category_ids: Iterable[int], since: datetime | None = None) -> list[dict[str, Any]]:
-    """The gold aggregates of `category_ids` over time from `since` (all time when None), one query per
-    category on the index (category_id, at), each in time order: [{category_id, category_name, at: bucket
-    start UTC, product_count, avg_price USD, median_price USD, best_seller_count}]."""
+def first_price_version(db: Database, asin: str) -> dict[str, Any] | None:
+    """The first version of `asin` (index asin, _v), as price_history gives it; None when it has none."""
+    return db[catalog.PRICE_HISTORY.name].find_one({"asin": asin}, {"_id": 0}, sort=[("_v", ASCENDING)])
+
+
+def newest_category_point(db: Database, category_ids: Iterable[int]) -> datetime | None:
+    """The newest bucket start (UTC) among the history of `category_ids` (index category_id, at), None when
+    they have none."""
+    history = db[catalog.GOLD_CATEGORY_HISTORY.name]
+    newest = [
+        history.find_one({"category_id": c}, {"_id": 0, "at": 1}, sort=[("at", DESCENDING)]) for c in category_ids
+    ]
+    moments = [point["at"] for point in newest if point and isinstance(point.get("at"), datetime)]
+    return max(moments, default=None)
+
+
+def category_history(
+    db: Database, category_ids: Iterable[int], since: datetime | None = None, limit: int = MAX_CATEGORY_POINTS
+) -> list[dict[str, Any]]:
+    """The gold aggregates of `category_ids` over time from `since` (all time when None), at most the `limit`
+    newest points of each category, one query per category on the index (category_id, at), each in time
+    order: [{category_id, category_name, at: bucket start UTC, product_count, avg_price USD, median_price USD,
+    best_seller_count}]."""
     history = db[catalog.GOLD_CATEGORY_HISTORY.name]
     points: list[dict[str, Any]] = []
     for category_id in category_ids:
         query: dict[str, Any] = {"category_id": category_id}
         if since is not None:
             query["at"] = {"$gte": since}
-        points += history.find(query, {"_id": 0}).sort("at", ASCENDING)
+        points += list(history.find(query, {"_id": 0}).sort("at", DESCENDING).limit(limit))[::-1]
     return points
 
 

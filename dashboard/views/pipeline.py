@@ -13,10 +13,10 @@ import streamlit as st
 
 from dashboard import queries, series
 from dashboard.common import cached, chart_or_note, guarded
-from dashboard.formatting import clock, count, decimal, identifier, markdown_text, seconds_from_ms
+from dashboard.formatting import clock, count, decimal, identifier, markdown_text, moment, seconds_from_ms
+from lakehouse import serving
 
 WINDOWS = {"15 min": 900, "1 h": 3600, "6 h": 21_600, "24 h": 86_400}
-STATES = {"running": "Running", "restarting": "Restarting", "stopped": "Stopped"}
 REPLAY = """**Replaying quarantined records after a fix.**
 - *A rule was wrong, and is fixed in the job* (`spark_jobs/`): `make backfill` stops the job and rebuilds
   silver, gold and MongoDB from bronze, where every record ever received is kept, judging each record again;
@@ -34,32 +34,36 @@ def pipeline_page() -> None:
     else:
         last_batch(state["status"])
     label = st.radio("Window", list(WINDOWS), index=1, horizontal=True, key="pipeline_window")
-    batches(WINDOWS[label], label)
+    include_backfill = st.toggle("Include backfill batches", value=False, key="pipeline_backfill")
+    batches(WINDOWS[label], label, include_backfill)
     quarantine(WINDOWS[label], label)
 
 
 def job_state(state: dict[str, Any]) -> None:
     """Running, restarting (with the last error in words) or stopped (with the command that resolves it),
-    and when the job last made progress."""
+    when the supervisor said so, and when the job last made progress; a job said to run without progress for
+    series.STALE_PROGRESS_SECONDS is flagged as possibly stopped."""
     supervisor, status = state["supervisor"], state["status"]
-    progress = last_progress(status, state["last_event"])
+    progress = series.last_progress(status, state["last_event"])
+    now = datetime.now(UTC).replace(tzinfo=None)
+    label = series.job_label(supervisor.get("state"), bool(status), progress, now)
     cols = st.columns(2)
-    cols[0].metric("Job", STATES.get(str(supervisor.get("state")), "Running" if status else "Not started"))
+    cols[0].metric("Job", label)
+    said = supervisor.get("updated_at")
+    if isinstance(said, datetime):
+        state_word = markdown_text(supervisor.get("state"))
+        cols[0].caption(f"Supervisor: {state_word} at {moment(said)} ({ago(said, now)})")
     cols[1].metric("Last progress", clock(progress))
     if progress is not None:
-        cols[1].caption(ago(progress))
+        cols[1].caption(ago(progress, now))
+    if label.startswith("Running?"):
+        st.warning(f"{label} (the job may be stopped: `make status`).")
     supervisor_notice(supervisor)
 
 
-def last_progress(status: dict[str, Any], last_event: dict[str, Any]) -> datetime | None:
-    """The newest of the last batch's status time and the event log's newest finish."""
-    times = [t for t in (status.get("updated_at"), last_event.get("at")) if isinstance(t, datetime)]
-    return max((t.replace(tzinfo=None) for t in times), default=None)
-
-
-def ago(moment: datetime) -> str:
-    seconds = (datetime.now(UTC).replace(tzinfo=None) - moment).total_seconds()
-    return f"{decimal(max(seconds, 0), 0)} s ago"
+def ago(then: datetime, now: datetime) -> str:
+    """How long before `now` (naive UTC) `then` was: "42 s ago", "12 min ago"."""
+    return f"{series.age((now - then.replace(tzinfo=None)).total_seconds())} ago"
 
 
 def supervisor_notice(supervisor: dict[str, Any]) -> None:
@@ -91,9 +95,11 @@ def last_batch(status: dict[str, Any]) -> None:
         col.metric(f"Lag {topic}", count(behind))
 
 
-def batches(window_seconds: int, label: str) -> None:
-    """The micro-batches of the window: rows/s, duration by step, lag per topic, freshness, quarantined."""
-    events = cached(queries.pipeline_events)(window_seconds)
+def batches(window_seconds: int, label: str, include_backfill: bool) -> None:
+    """The micro-batches of the window (the streaming job's; a backfill's too with `include_backfill`): rows/s,
+    duration by step, lag per topic, freshness, quarantined."""
+    read = cached(queries.pipeline_events)(window_seconds)
+    events = series.from_source(read, include_backfill)
     if not events:
         st.info(
             f"No micro-batch finished in the last {label}: the job runs a batch when records arrive "
@@ -128,7 +134,8 @@ def batches(window_seconds: int, label: str) -> None:
             labels=at | {"behind": "Records behind", "topic": "Topic"},
         )
         time_chart(frame, "freshness_seconds", f"Freshness (age of the newest record) — last {label}", "Seconds")
-    st.caption(f"{len(frame):,} micro-batch(es) in the last {label}.")
+    oldest = read[0].get("at") if isinstance(read[0].get("at"), datetime) else None
+    st.caption(series.batches_caption(len(frame), len(read), label, serving.MAX_EVENTS, oldest))
 
 
 def time_chart(frame: pd.DataFrame, column: str, title: str, unit: str, draw: Any = px.line) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.common import database, guarded
+from dashboard import queries
+from dashboard.common import cached, guarded
 from dashboard.formatting import product_markdown, safe_url
-from lakehouse import serving
 
 
 def products_page() -> None:
@@ -14,9 +14,7 @@ def products_page() -> None:
     if not text.strip():
         st.caption("Type an ASIN or words of a title: nothing is searched before.")
         return
-    db = database()
-    exact = serving.find_product(db, text.strip().upper())
-    found = [exact] if exact else serving.search_products(db, q=text, limit=20)[0]
+    found = cached(queries.lookup_products)(text)
     st.caption(f"{len(found)} product(s)")
     for product in found:
         image, details = st.columns([1, 4])

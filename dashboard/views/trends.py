@@ -11,8 +11,8 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import queries, series
-from dashboard.common import cached, chart_or_note, database, guarded, show
-from dashboard.formatting import count, markdown_text, money
+from dashboard.common import cached, chart_or_note, guarded, show
+from dashboard.formatting import count, markdown_text, moment, money
 from lakehouse import serving
 
 MAX_TREND_CATEGORIES = 5
@@ -27,7 +27,19 @@ TREND_CHARTS = {
     "product_count": "Products",
     "best_seller_count": "Best sellers",
 }
-MOVER_KINDS = {"product": "Products", "category": "Categories"}
+MOVER_TABLE_COLUMNS = [
+    "direction",
+    "rank",
+    "name",
+    "key",
+    "category_name",
+    "start_price",
+    "end_price",
+    "change",
+    "change_pct",
+]
+# kind -> (chart title's subject, what moved): a product has a price, a category an average price.
+MOVER_KINDS = {"product": ("Products", "price"), "category": ("Categories", "average price")}
 
 
 def trends_page() -> None:
@@ -42,7 +54,13 @@ def trends_page() -> None:
 # --- a product's price history ---------------------------------------------------------------------------
 
 
+@st.fragment
 def price_history_section() -> None:
+    """A fragment: typing here reruns this section only, not the category trends and movers."""
+    guarded(product_price_history)()
+
+
+def product_price_history() -> None:
     text = st.text_input("ASIN or title words", placeholder="e.g. B014TMV5YE or softside luggage", key="history_lookup")
     if not text.strip():
         st.caption("Type an ASIN or words of a title to see every price the product had.")
@@ -52,37 +70,41 @@ def price_history_section() -> None:
         return
     asin = str(product.get("asin"))
     history = cached(queries.price_history)(asin)
-    if history.empty:
+    if history.versions.empty:
         st.info(f"No price history for {markdown_text(asin)} yet. {FILL_HISTORY}")
         return
     price_history_metrics(history)
-    price_history_chart(history, product.get("title") or asin)
+    price_history_chart(history.versions, product.get("title") or asin)
 
 
 def chosen_product(text: str) -> dict[str, Any] | None:
     """The product `text` names: the one with that ASIN, else one of the (at most 20) whose title has every
     word, chosen by the user when several match; None (and a note) when none does."""
-    db = database()
-    exact = serving.find_product(db, text.strip().upper())
-    found = [exact] if exact else serving.search_products(db, q=text, limit=20)[0]
+    found = cached(queries.lookup_products)(text)
     if not found:
-        st.info(f"No product has the ASIN or title words {markdown_text(text.strip())!r}.")
+        st.info(f'No product has the ASIN or title words "{markdown_text(text.strip())}".')
         return None
     if len(found) == 1:
         return found[0]
     labels = {f"{p.get('title') or '(untitled)'} · {p.get('asin')}": p for p in found}
-    st.caption(f"{len(found)} products match{' (the first 20)' if len(found) == 20 else ''}.")
+    first = f" (the first {queries.MAX_MATCHES})" if len(found) == queries.MAX_MATCHES else ""
+    st.caption(f"{len(found)} products match{first}.")
     return labels[st.selectbox("Product", list(labels), key="history_product")]
 
 
-def price_history_metrics(history: pd.DataFrame) -> None:
-    first, last = history["price"].iloc[0], history["price"].iloc[-1]
+def price_history_metrics(history: queries.PriceHistory) -> None:
+    first, last = history.first_price, history.versions["price"].iloc[-1]
     change = (last - first) / first if first else None
     cols = st.columns(4)
-    cols[0].metric("Versions", count(len(history)))
+    cols[0].metric("Versions", count(len(history.versions)) + ("+" if history.cut else ""))
     cols[1].metric("First price", money(first))
     cols[2].metric("Current price", money(last))
     cols[3].metric("Change", "—" if change is None or pd.isna(change) else f"{change:+.1%}")
+    if history.cut:
+        st.caption(
+            f"The chart shows the newest {count(len(history.versions))} versions; the first price and the change "
+            "are the product's very first version's."
+        )
 
 
 def price_history_chart(history: pd.DataFrame, title: object) -> None:
@@ -92,7 +114,7 @@ def price_history_chart(history: pd.DataFrame, title: object) -> None:
         y=["price", "listPrice"],
         line_shape="hv",
         markers=True,
-        title=f"Price history — {title}",
+        title=f"Price history — {series.shortened(str(title))}",
         labels={"arrived_at": "Arrived (UTC)", "value": "USD", "variable": ""},
     )
     figure.for_each_trace(lambda trace: trace.update(name={"price": "Price", "listPrice": "List price"}[trace.name]))
@@ -126,20 +148,41 @@ def category_trends_section() -> None:
         max_selections=MAX_TREND_CATEGORIES,
         key="trend_categories",
     )
-    resolution = st.radio("Resolution", list(series.RESOLUTIONS), horizontal=True, key="trend_resolution")
+    left, right = st.columns(2)
+    ranges = list(series.HISTORY_RANGES)
+    span = left.radio(
+        "Range (up to the newest point)",
+        ranges,
+        index=ranges.index(series.DEFAULT_HISTORY_RANGE),
+        horizontal=True,
+        key="trend_range",
+    )
+    resolution = right.radio("Resolution", list(series.RESOLUTIONS), horizontal=True, key="trend_resolution")
     if not picked:
         st.caption("Pick a category to see its trends.")
         return
-    history = cached(queries.category_history)(tuple(choices[label] for label in picked))
+    labels = {choices[label]: label for label in picked}
+    history = cached(queries.category_history)(tuple(labels), series.HISTORY_RANGES[span])
     if history.empty:
         st.info(
             f"No category history yet: the streaming job keeps one point per category and time bucket. {FILL_HISTORY}"
         )
         return
-    trend_charts(series.resample(history, series.RESOLUTIONS[resolution]))
+    if series.reached_limit(history, serving.MAX_CATEGORY_POINTS):
+        st.caption(
+            f"Each category shows at most its newest {serving.MAX_CATEGORY_POINTS:,} points: "
+            "the oldest of this range are left out."
+        )
+    shown = series.resample(series.labelled(history, labels), series.RESOLUTIONS[resolution])
+    trend_charts(shown, range_words(span, history))
 
 
-def trend_charts(history: pd.DataFrame) -> None:
+def range_words(span: str, history: pd.DataFrame) -> str:
+    """The range a chart covers, for its title: "7 days up to 2024-05-01 14:00:00 UTC" (its newest point)."""
+    return f"{span} up to {moment(history['at'].max())}"
+
+
+def trend_charts(history: pd.DataFrame, covered: str) -> None:
     columns = st.columns(2)
     for index, (measure, label) in enumerate(TREND_CHARTS.items()):
         with columns[index % 2]:
@@ -150,7 +193,7 @@ def trend_charts(history: pd.DataFrame) -> None:
                     y=measure,
                     color="category_name",
                     markers=True,
-                    title=label,
+                    title=f"{label} — {covered}",
                     labels={"at": "Time (UTC)", measure: label, "category_name": "Category"},
                 )
             )
@@ -161,27 +204,36 @@ def trend_charts(history: pd.DataFrame) -> None:
 
 def movers_section() -> None:
     window = st.radio("Window", serving.WINDOWS, index=1, horizontal=True, key="movers_window")
-    for kind, label in MOVER_KINDS.items():
+    for kind, (label, measure) in MOVER_KINDS.items():
         moved = cached(queries.movers)(window, kind)
+        if moved.empty:
+            st.info(f"No {kind} has changed price in the last {window} yet. {FILL_HISTORY}")
+            continue
+        until = moment(series.window_end(moved))
         chart_or_note(
-            moved,
-            f"No {kind} has changed price in the last {window} yet. {FILL_HISTORY}",
+            series.mover_bars(moved, kind),
+            f"No {kind} of the {window} window has a start price above 0, so none has a relative change to chart.",
             x="change_pct",
-            y="name",
+            y="label",
             color="direction",
             orientation="h",
-            hover_data=["category_name", "start_price", "end_price", "change"],
-            title=f"{label} whose average price moved most — {window}",
-            labels={"change_pct": "Price change (%)", "name": "", "direction": "Direction"},
+            hover_data=["name", "key", "category_name", "start_price", "end_price", "change"],
+            title=f"{label} whose {measure} moved most — {window} up to {until}",
+            labels={"change_pct": "Price change (%)", "label": "", "direction": "Direction"},
             color_discrete_map={"up": "#2ca02c", "down": "#d62728"},
         )
-        if not moved.empty:
-            mover_table(moved)
+        st.caption(
+            f"The {window} window ends at the newest arrival the job had seen ({until}), not now: once records "
+            "stop arriving, these moves grow old."
+        )
+        mover_table(moved)
 
 
 def mover_table(moved: pd.DataFrame) -> None:
     st.dataframe(
-        moved[["direction", "rank", "name", "category_name", "start_price", "end_price", "change", "change_pct"]],
+        moved[
+            ["direction", "rank", "name", "key", "category_name", "start_price", "end_price", "change", "change_pct"]
+        ],
         hide_index=True,
         width="stretch",
         column_config={

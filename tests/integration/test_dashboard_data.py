@@ -451,11 +451,12 @@ def test_the_trends_page_draws_a_price_history_category_trends_and_movers(
     assert values(traces(app, "Average price")["Category 2"]["y"]) == [20.5, 22.0], "the hour's last point"
     assert values(traces(app, "Best sellers")["Category 1"]["y"]) == [0.5, 2.0]
 
-    up = traces(app, "Products whose average price moved most")["up"]
-    assert (values(up["y"]), values(up["x"])) == (["Kettle 24h up 1", "Kettle 24h up 2"], [50.0, 20.0])
+    up = traces(app, "Products whose price moved most")["up"]
+    bars = ["Kettle 24h up 1 · B100000001", "Kettle 24h up 2 · B100000002"]
+    assert (values(up["y"]), values(up["x"])) == (bars, [50.0, 20.0])
     app.radio(key="movers_window").set_value("7d").run()
     down = traces(app, "Categories whose average price moved most")["down"]
-    assert values(down["y"]) == ["Category 7d down 1"]
+    assert values(down["y"]) == ["Category 7d down 1 (id 3)"]
     app.radio(key="movers_window").set_value("1h").run()
     assert infos(app)[0].startswith("No product has changed price in the last 1h yet. `make run` fills it")
 

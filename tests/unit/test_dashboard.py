@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import socket
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import bson
@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dashboard import common, queries
 from dashboard.formatting import (
     clock,
     count,
@@ -32,6 +33,7 @@ from dashboard.queries import (
     ranked,
     rated_categories,
 )
+from lakehouse import serving
 from lakehouse.mongo import redacted_uri
 from tests.dashboard_pages import open_page
 
@@ -391,3 +393,82 @@ def test_the_pipeline_page_shows_why_the_job_stopped_and_the_command(monkeypatch
     assert "start the job once with STREAM_FAIL_ON_DATA_LOSS=false" in shown
     assert [c.value for c in app.code] == ["STREAM_FAIL_ON_DATA_LOSS=false make up"]
     assert "is unreachable" in app.error[-1].value
+
+
+def test_cached_passes_keyword_arguments_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    def price_distribution(db: str, category_id: int | None = None) -> tuple[str, int | None]:
+        return db, category_id
+
+    monkeypatch.setattr(common, "connect", lambda *_: "db")
+    monkeypatch.setattr(queries, "price_distribution", price_distribution)
+    common._cached_query.clear()
+    assert common.cached(queries.price_distribution)(category_id=5) == ("db", 5)
+    assert common.cached(queries.price_distribution)(6) == ("db", 6)
+    assert common.cached(queries.price_distribution)() == ("db", None)
+    common._cached_query.clear()
+
+
+def test_queries_read_numbers_through_one_helper() -> None:
+    assert not hasattr(queries, "with_numbers")
+
+
+def test_a_lookup_is_the_asin_else_at_most_twenty_title_matches(monkeypatch: pytest.MonkeyPatch) -> None:
+    searched: list[tuple[str, int]] = []
+    monkeypatch.setattr(serving, "find_product", lambda _db, asin: {"asin": asin} if asin == "B1" else None)
+    monkeypatch.setattr(serving, "search_products", lambda _db, q, limit: (searched.append((q, limit)) or [], None))
+    assert queries.lookup_products(None, " b1 ") == [{"asin": "B1"}] and not searched
+    assert queries.lookup_products(None, "kettle") == [] and searched == [("kettle", queries.MAX_MATCHES)]
+
+
+def test_a_cut_price_history_takes_its_first_price_from_the_first_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    newest = [{"arrived_at": datetime(2024, 5, 2, h), "price": 10.0 + h, "_v": f"2.{h}"} for h in range(3)]
+    monkeypatch.setattr(serving, "price_history", lambda _db, _asin: newest)
+    monkeypatch.setattr(
+        serving, "first_price_version", lambda _db, _asin: {"arrived_at": datetime(2024, 5, 1), "price": 4.0, "_v": "1"}
+    )
+    monkeypatch.setattr(serving, "MAX_PRICE_VERSIONS", 3)
+    cut = queries.price_history(None, "B1")
+    assert (cut.first_price, cut.cut, len(cut.versions)) == (4.0, True, 3)
+    monkeypatch.setattr(serving, "MAX_PRICE_VERSIONS", 4)
+    whole = queries.price_history(None, "B1")
+    assert (whole.first_price, whole.cut) == (10.0, False)
+
+
+def test_category_history_is_read_from_the_newest_point_back_over_the_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    newest = datetime(2024, 5, 8, 12)
+    reads: list[object] = []
+    monkeypatch.setattr(serving, "newest_category_point", lambda _db, _ids: newest)
+    monkeypatch.setattr(serving, "category_history", lambda _db, _ids, since: reads.append(since) or [])
+    queries.category_history(None, (1, 2), 7 * 86_400)
+    queries.category_history(None, (1, 2), None)
+    assert reads == [datetime(2024, 5, 1, 12), None]
+
+
+def test_a_title_search_without_a_match_shows_the_words_as_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = open_page(
+        monkeypatch,
+        {"MONGO_URI": f"mongodb://127.0.0.1:{closed_port()}/"},
+        "Trends",
+        serving__find_product=lambda _db, _asin: None,
+        serving__search_products=lambda _db, q, limit: ([], None),
+    )
+    app.text_input(key="history_lookup").input("[x](http://e.example)").run()
+    [shown] = [info.value for info in app.info if info.value.startswith("No product")]
+    assert shown == 'No product has the ASIN or title words "\\[x\\](http://e.example)".'
+
+
+def test_a_running_job_without_progress_for_ten_minutes_may_be_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    app = open_page(
+        monkeypatch,
+        {"MONGO_URI": f"mongodb://127.0.0.1:{closed_port()}/"},
+        "Pipeline",
+        serving__supervisor_status=lambda _db: {"state": "running", "updated_at": now - timedelta(hours=2)},
+        serving__pipeline_status=lambda _db: {"batch_id": 9, "updated_at": now - timedelta(minutes=42, seconds=5)},
+        serving__last_event=lambda _db: {"at": now - timedelta(minutes=50)},
+    )
+
+    assert not app.exception
+    assert {m.label: m.value for m in app.metric}["Job"] == "Running? no progress for 42 min"
+    assert app.warning[0].value == "Running? no progress for 42 min (the job may be stopped: `make status`)."
+    assert any(c.value.startswith("Supervisor: running at ") and "2.0 h ago" in c.value for c in app.caption)
