@@ -217,7 +217,7 @@ def test_an_empty_database_renders_every_page(open_dashboard: Callable[..., AppT
     assert captions(search(pages["Products"], "B000000001")) == ["0 product(s)"]
     lookup = pages["Trends"].text_input(key="history_lookup").input("B000000001").run()
     assert_no_page_failed(lookup)
-    assert infos(lookup)[0] == "No product has the ASIN or title words 'B000000001'."
+    assert infos(lookup)[0] == 'No product has the ASIN or title words "B000000001".'
 
 
 PAGE_NAMES = ("Overview", "Categories", "Products", "Trends", "Pipeline", "Data browser")
