@@ -120,6 +120,7 @@ bench: setup $(MONGO_CANDIDATES)
 	$(PY) -m bench.validation --products 200000
 	$(PY) -m bench.mongo_servers --sizes 100000
 	$(PY) -m bench.pipeline_100k --products 100000
+	$(PY) -m bench.dashboard_paint
 
 # Every MongoDB-wire server candidate, installed and measured side by side (long: see bench/mongo_servers.py).
 bench-mongo-servers: setup $(MONGO_CANDIDATES)

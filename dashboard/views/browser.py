@@ -1,4 +1,5 @@
-"""Data browser: any serving collection of the catalog, filtered by one field, a page at a time in _id order."""
+"""Data browser: any serving collection of the catalog, filtered by one field, a page at a time (the server's
+natural order: dashboard/queries.browse)."""
 
 from __future__ import annotations
 

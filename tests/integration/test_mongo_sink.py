@@ -196,7 +196,6 @@ def _stages(explained: dict[str, Any]) -> list[str]:
             {"$and": [{"category_id": 3}, {"_id": {"$gt": "B0"}}]},
             [("_id", 1)],
         ),
-        ("dashboard: Data browser page", "products", {}, [("_id", 1)]),
         ("dashboard: newest quarantined", "quarantine", {}, [("_kafka_ts", -1)]),
     ],
 )
