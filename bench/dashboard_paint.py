@@ -39,7 +39,6 @@ from pathlib import Path
 
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -47,12 +46,11 @@ from bench.serving_data import load_serving_database, write_inputs
 from lakehouse.mongo import serving_db
 from lakehouse.settings import PROJECT_ROOT, Settings, load_settings
 from spark_jobs.session import build_spark
+from stack.chromium import headless_chromium
 from stack.mongo import mongo_ping
 from stack.services import LocalStack, process_tree_rss
 
 BENCH_DIR = PROJECT_ROOT / "var" / "bench" / "dashboard_paint"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 DASHBOARD_PORT = 18601
 TARGET_SECONDS = 3.0
 PAINT_TIMEOUT_SECONDS = 60.0
@@ -138,26 +136,6 @@ class PeakMemory:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
-
-
-def headless_chromium(profile: Path) -> webdriver.Chrome:
-    """As tests/integration/test_serving.py drives it: no network beyond loopback, no Google services."""
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,2000",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(argument)
-    return webdriver.Chrome(service=ChromeService(str(CHROMEDRIVER)), options=options)
 
 
 @dataclass(frozen=True)

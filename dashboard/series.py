@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lakehouse import catalog
+
 PRICE_HISTORY_COLUMNS = ["arrived_at", "price", "listPrice", "title", "category_id", "_v"]
 CATEGORY_HISTORY_COLUMNS = [
     "category_id",
@@ -25,19 +27,8 @@ CATEGORY_HISTORY_COLUMNS = [
     "best_seller_count",
 ]
 CATEGORY_MEASURES = ["product_count", "avg_price", "median_price", "best_seller_count"]
-MOVER_COLUMNS = [
-    "direction",
-    "rank",
-    "key",
-    "name",
-    "category_name",
-    "start_price",
-    "end_price",
-    "change",
-    "change_pct",
-    "since",
-    "until",
-]
+# A gold_movers document without what the page chose it by (kind, window).
+MOVER_COLUMNS = [name for name in catalog.GOLD_MOVERS.fields if name not in ("kind", "window", "window_seconds")]
 EVENT_COLUMNS = [
     "at",
     "source",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -14,7 +13,6 @@ from fastapi.testclient import TestClient
 from kafka import KafkaProducer
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -24,6 +22,7 @@ from api_ingest import main as api
 from lakehouse import catalog
 from lakehouse.settings import settings_env
 from spark_jobs.gold import PRICE_BUCKET_EDGES
+from stack.chromium import CHROMEDRIVER, headless_chromium
 from stack.processes import wait_until
 from tests.conftest import PROJECT_ROOT, SAMPLE_DATASET
 from tests.dashboard_pages import captions, metrics, open_page, values
@@ -208,29 +207,7 @@ def test_title_search_and_categories_and_insights(
     assert sum(b["product_count"] for b in insights["price_buckets"]) == len(products)
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = PROJECT_ROOT / "var" / "test" / "artifacts"
-
-
-def headless_chromium(profile: Path) -> webdriver.Chrome:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    # This machine has no network beyond loopback: keep Chromium from trying to reach Google's services.
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,2000",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(argument)
-    return webdriver.Chrome(service=ChromeService(str(CHROMEDRIVER)), options=options)
 
 
 @pytest.fixture(scope="module")
