@@ -92,6 +92,31 @@ def _window_starts(
     )
 
 
+def _start_prices(
+    price: str,
+    moment: Column,
+    order: Column,
+    until: datetime,
+    windows: tuple[tuple[str, int], ...],
+    since_before: bool,
+) -> tuple[list[Column], dict[str, Column], dict[str, Column]]:
+    """Per window ending at `until` (since = until - window): the aggregates `before_<label>` (the `price` of the
+    last row by `order` whose `moment` is before `since`; at `since` too when `since_before`) and
+    `inside_<label>` (the first row after that), then per label the start price (the one before, else the
+    first inside) and whether the key has a row inside the window, as columns over those aggregates."""
+    aggregates, start_price, in_window = [], {}, {}
+    for label, seconds in windows:
+        since = F.lit(until - timedelta(seconds=seconds))
+        before = moment <= since if since_before else moment < since
+        aggregates += [
+            F.max_by(price, F.when(before, order)).alias(f"before_{label}"),
+            F.min_by(price, F.when(~before, order)).alias(f"inside_{label}"),
+        ]
+        start_price[label] = F.coalesce(f"before_{label}", f"inside_{label}")
+        in_window[label] = F.col(f"inside_{label}").isNotNull()
+    return aggregates, start_price, in_window
+
+
 def _ranked(changes: DataFrame, kind: str, until: datetime, top: int) -> DataFrame:
     """Per-key window starts (window, window_seconds, since, start_price, in_window, end_price, key, name,
     category_name) -> the `top` moves up and down per window, shaped like catalog.GOLD_MOVERS.
@@ -146,14 +171,7 @@ def product_movers(
     differs from the start count. `name` is the latest title, `category_name` its category's current name."""
     until = _utc(until)
     arrived, version = F.col("arrived_at"), F.col("_v")
-    aggregates, start_price, in_window = [], {}, {}
-    for label, seconds in windows:
-        since = F.lit(until - timedelta(seconds=seconds))
-        before = F.max_by("price", F.when(arrived < since, version)).alias(f"before_{label}")
-        first_inside = F.min_by("price", F.when(arrived >= since, version)).alias(f"inside_{label}")
-        aggregates += [before, first_inside]
-        start_price[label] = F.coalesce(f"before_{label}", f"inside_{label}")
-        in_window[label] = F.col(f"inside_{label}").isNotNull()
+    aggregates, start_price, in_window = _start_prices("price", arrived, version, until, windows, since_before=False)
     per_product = (
         history.where(arrived <= F.lit(until))
         .groupBy("asin")
@@ -186,14 +204,7 @@ def category_movers(
     point (at or before `until`); with no point at or before `since`, the first point in the window."""
     until = _utc(until)
     at = F.col("at")
-    aggregates, start_price, in_window = [], {}, {}
-    for label, seconds in windows:
-        since = F.lit(until - timedelta(seconds=seconds))
-        before = F.max_by("avg_price", F.when(at <= since, at)).alias(f"before_{label}")
-        first_inside = F.min_by("avg_price", F.when(at > since, at)).alias(f"inside_{label}")
-        aggregates += [before, first_inside]
-        start_price[label] = F.coalesce(f"before_{label}", f"inside_{label}")
-        in_window[label] = F.col(f"inside_{label}").isNotNull()
+    aggregates, start_price, in_window = _start_prices("avg_price", at, at, until, windows, since_before=True)
     per_category = (
         history.where(at <= F.lit(until))
         .groupBy("category_id")
