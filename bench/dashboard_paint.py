@@ -2,17 +2,20 @@
 page within 3 s at the dataset's size), the small size being the baseline measured in the same run.
 
     flock /tmp/lakehouse-stack.lock .venv/bin/python -m bench.dashboard_paint [--sizes 2000 1400000]
-        [--pages overview categories products trends pipeline browser] [--repeats 3]
+        [--pages overview categories products trends pipeline browser] [--repeats 3] [--keep] [--reuse]
 
 Per size: the generator's products with a price history (bench/serving_data.py: 30 % re-priced over 5 days,
 248 categories) are loaded straight into MongoDB, into a database of their own (`bench_paint_<size>`) on the
 local stack's MongoDB server (started if nothing runs, stopped at the end if this started it), in the
 catalog's shapes, with gold computed by the job's own Spark functions. Then `streamlit run dashboard/app.py`
 starts on that database (port 18601) and every page is visited once (not counted: Streamlit's imports and
-Chromium's cache of the app's scripts are warm after it, as for any visitor but the first).
+Chromium's cache of the app's scripts are warm after it, as for any visitor but the first). `--keep` leaves
+the databases; `--reuse` paints on a kept one of the same size instead of generating and loading again.
 
 First paint: from navigation start to the first animation frame in which the page's main content (PAGES,
-a CSS selector per page) is in the document and Streamlit's status widget does not say "Running...". A
+a CSS selector per page) is in the document and Streamlit's status widget does not say "Running...". On the
+chart pages that is the first chart drawn: Vega-Lite's SVG (st.altair_chart). The charts were Plotly until
+its bundle (4.8 MB of JS, loaded and compiled in every new tab) kept them at 3.7-5.0 s at any size. A
 script installed in the tab before the page's own (Chrome DevTools `Page.addScriptToEvaluateOnNewDocument`)
 checks on every frame and keeps `performance.now()`, so WebDriver's polling adds nothing. Each measurement
 opens a new tab after the dashboard's cached reads have expired (dashboard/common.py CACHE_SECONDS, 3 s): a
@@ -43,6 +46,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from bench.serving_data import load_serving_database, write_inputs
+from lakehouse import catalog
 from lakehouse.mongo import serving_db
 from lakehouse.settings import PROJECT_ROOT, Settings, load_settings
 from spark_jobs.session import build_spark
@@ -56,7 +60,8 @@ TARGET_SECONDS = 3.0
 PAINT_TIMEOUT_SECONDS = 60.0
 # dashboard/common.py keeps a query's result CACHE_SECONDS (3 s); a measurement waits this long after the last.
 CACHE_EXPIRY_SECONDS = 4.0
-CHART = ".js-plotly-plot"
+# A chart drawn: Streamlit renders Vega-Lite as SVG, whose `marks` root appears once Vega has drawn the view.
+CHART = '[data-testid="stVegaLiteChart"] svg.marks'
 
 
 @dataclass(frozen=True)
@@ -207,9 +212,18 @@ def measure_pages(config: Settings, pages: list[str], repeats: int) -> dict[str,
     return paints
 
 
-def run_size(stack: LocalStack, products: int, pages: list[str], repeats: int, seed: int, keep: bool) -> SizeRun:
+def run_size(
+    stack: LocalStack, products: int, pages: list[str], repeats: int, seed: int, keep: bool, reuse: bool = False
+) -> SizeRun:
     config = load_settings(mongo_db=f"bench_paint_{products}", dashboard_port=DASHBOARD_PORT, spark_driver_memory="3g")
     run = SizeRun(products)
+    if reuse and (kept := kept_documents(config, products)):
+        run.documents = kept
+        print(f"{products:,} products: reusing the kept database {config.mongo_db}", flush=True)
+        with PeakMemory(stack.mongo.process.pid()) as memory:
+            run.paints = measure_pages(config, pages, repeats)
+        run.mongo_peak_bytes = memory.peak
+        return run
     folder = BENCH_DIR / f"data-{products}"
     started = time.monotonic()
     inputs = write_inputs(folder, products, seed)
@@ -230,6 +244,15 @@ def run_size(stack: LocalStack, products: int, pages: list[str], repeats: int, s
         serving_db(config).client.drop_database(config.mongo_db)
         shutil.rmtree(folder, ignore_errors=True)
     return run
+
+
+def kept_documents(config: Settings, products: int) -> dict[str, int] | None:
+    """Documents per collection of a database kept by an earlier `--keep` run of this size, None when there is
+    none (or it holds another number of products)."""
+    db = serving_db(config)
+    names = db.list_collection_names()
+    counts = {name: db[name].estimated_document_count() for name in names}
+    return counts if counts.get(catalog.PRODUCTS.name) == products else None
 
 
 def _load_line(run: SizeRun) -> str:
@@ -272,12 +295,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the databases and CSVs (var/bench/dashboard_paint)")
+    parser.add_argument("--reuse", action="store_true", help="paint on a database an earlier --keep run left")
     args = parser.parse_args(argv)
     stack = LocalStack(load_settings(), instance="paint")
     ours = not stack.mongo.process.is_running() and not mongo_ping(stack.settings.mongo_uri)
     stack.mongo.start()
     try:
-        runs = [run_size(stack, size, args.pages, args.repeats, args.seed, args.keep) for size in sorted(args.sizes)]
+        keep = args.keep or args.reuse
+        sizes = sorted(args.sizes)
+        runs = [run_size(stack, size, args.pages, args.repeats, args.seed, keep, args.reuse) for size in sizes]
     finally:
         if ours:
             stack.mongo.stop()

@@ -1,5 +1,5 @@
-"""What every page of the dashboard shares: the database connection, cached reads, chart helpers and the
-guard that keeps a page's failure on that page.
+"""What every page of the dashboard shares: the database connection, cached reads, showing a chart (built by
+dashboard/charts.py) and the guard that keeps a page's failure on that page.
 
 A page module (dashboard/views/) reads through `cached(queries.<function>)(...)`: one cache per database,
 function and arguments, kept CACHE_SECONDS, so a rerun within that time does not query MongoDB again.
@@ -12,13 +12,13 @@ import logging
 from collections.abc import Callable, Hashable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import altair as alt
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 from pymongo.database import Database
 from pymongo.errors import ConnectionFailure
 
-from dashboard import queries
+from dashboard import charts, queries
 from dashboard.formatting import markdown_text
 from lakehouse.mongo import redacted_uri
 from lakehouse.settings import settings
@@ -60,13 +60,16 @@ def cached(query: Callable[Concatenate[Database, P], T]) -> Callable[P, T]:
     return run
 
 
-def show(figure: Any) -> None:
-    st.plotly_chart(figure, width="stretch")
+def show(chart: alt.TopLevelMixin) -> None:
+    """`chart` drawn as wide as its column."""
+    st.altair_chart(chart, width="stretch")
 
 
-def chart_or_note(frame: pd.DataFrame, note: str, draw: Callable[..., Any] = px.bar, **chart: Any) -> None:
-    """`draw(frame, **chart)` (a Plotly Express function), or `note` when `frame` has no rows (an empty chart
-    says nothing)."""
+def chart_or_note(
+    frame: pd.DataFrame, note: str, draw: Callable[..., alt.TopLevelMixin] = charts.category_bars, **chart: Any
+) -> None:
+    """The chart `draw(frame, **chart)` (a builder of dashboard.charts), or `note` when `frame` has no rows (an
+    empty chart says nothing)."""
     if frame.empty:
         st.info(note)
     else:

@@ -3,13 +3,15 @@ and integration tests of the dashboard)."""
 
 from __future__ import annotations
 
-import base64
 import importlib
 import json
+import re
 import sys
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -60,25 +62,82 @@ def captions(app: AppTest) -> list[str]:
     return [caption.value for caption in app.main.caption]
 
 
-def values(array: list | dict) -> list:
-    """A Plotly trace array: a plain list, or (Plotly 6) base64 bytes with a dtype."""
-    if isinstance(array, list):
-        return array
-    return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+@dataclass(frozen=True)
+class Chart:
+    """A Vega-Lite chart as the page sent it: its spec (without the data) and its data as a DataFrame."""
+
+    spec: dict[str, Any]
+    data: pd.DataFrame
+
+    @property
+    def title(self) -> str:
+        title = self.spec.get("title", "")
+        return title.get("text", "") if isinstance(title, dict) else title
+
+    @property
+    def units(self) -> list[dict[str, Any]]:
+        """The chart's single views: itself, or its layers."""
+        return self.spec.get("layer", [self.spec])
+
+    @property
+    def mark(self) -> dict[str, Any]:
+        """The first view's mark, always as a dict ("bar" -> {"type": "bar"})."""
+        mark = self.units[0]["mark"]
+        return mark if isinstance(mark, dict) else {"type": mark}
+
+    def encoding(self, channel: str) -> dict[str, Any]:
+        """The `channel`'s encoding in the first view that has one (e.g. "x": field, type, title, axis)."""
+        return next(unit["encoding"][channel] for unit in self.units if channel in unit.get("encoding", {}))
+
+    def values(self, channel: str) -> list:
+        """The data of the field drawn on `channel`, row by row as sent."""
+        return self.data[self.encoding(channel)["field"]].tolist()
+
+    def series(self) -> dict[str, Chart]:
+        """The chart split by its colour field (a line or bar series per value, in the data's order); the whole
+        chart as "" when nothing is coloured."""
+        if not any("color" in unit.get("encoding", {}) for unit in self.units):
+            return {"": self}
+        field = self.encoding("color")["field"]
+        return {
+            str(value): Chart(self.spec, rows.reset_index(drop=True))
+            for value, rows in self.data.groupby(field, sort=False, dropna=False)
+        }
 
 
-def charts(app: AppTest) -> dict[str, dict]:
-    """Every chart's spec (data, layout), by the start of its title (up to the first ' (' or ' —')."""
-    found = {}
-    for element in app.get("plotly_chart"):
-        spec = json.loads(element.proto.spec)
-        found[spec["layout"]["title"]["text"].split(" (")[0].split(" —")[0]] = spec
-    return found
+def tick_labels(chart: Chart, channel: str = "x") -> dict[float, str]:
+    """The labels a `labelExpr` of the form `datum.value === 5.0 ? "$5" : ...` gives the axis' tick values."""
+    expression = chart.encoding(channel)["axis"]["labelExpr"]
+    return {float(value): json.loads(label) for value, label in TICK_LABEL.findall(expression)}
 
 
-def traces(app: AppTest, title: str) -> dict[str, dict]:
-    """The traces of the chart titled `title`, by trace name ("" when it has none)."""
-    return {trace.get("name", ""): trace for trace in charts(app)[title]["data"]}
+TICK_LABEL = re.compile(r'datum\.value === ([-+.e0-9]+) \? ("(?:[^"\\]|\\.)*")')
+
+
+def chart_data(proto: Any) -> pd.DataFrame:
+    """The one dataset of a chart's proto (Altair's data, which Streamlit sends as Arrow), as a DataFrame."""
+    arrow = [dataset.data.data for dataset in proto.datasets] or [proto.data.data]
+    assert len(arrow) == 1, "every chart draws one frame"
+    return pa.ipc.open_stream(arrow[0]).read_all().to_pandas()
+
+
+def all_charts(app: AppTest) -> list[Chart]:
+    return [Chart(json.loads(e.proto.spec), chart_data(e.proto)) for e in app.get("arrow_vega_lite_chart")]
+
+
+def title_start(title: str) -> str:
+    """A chart's title up to the first ' (' or ' —': what stays when the page's choices change."""
+    return title.split(" (")[0].split(" —")[0]
+
+
+def charts(app: AppTest) -> dict[str, Chart]:
+    """Every chart, by the start of its title (title_start)."""
+    return {title_start(chart.title): chart for chart in all_charts(app)}
+
+
+def series(app: AppTest, title: str) -> dict[str, Chart]:
+    """The series of the chart titled `title` (its title start), by colour value ("" when it has none)."""
+    return charts(app)[title].series()
 
 
 def assert_no_page_failed(app: AppTest) -> None:

@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
-from dashboard import queries
+from dashboard import charts, queries
 from dashboard.common import REFRESH_SECONDS, cached, guarded, show
 from dashboard.formatting import count, decimal, money, number
 
@@ -49,12 +48,13 @@ def price_distribution_chart(stats: pd.DataFrame) -> None:
     chosen = st.selectbox("Category", list(choices), key="price_category")
     prices = cached(queries.price_distribution)(choices[chosen])
     show(
-        px.bar(
+        charts.category_bars(
             prices,
             x="label",
             y="product_count",
             title=f"Price distribution — {chosen}",
             labels={"label": "Price bucket (USD)", "product_count": "Products"},
+            formats={"product_count": charts.COUNT},
         )
     )
 
@@ -64,37 +64,35 @@ def top_categories_chart(stats: pd.DataFrame) -> None:
     top_n = st.slider("Top categories", 5, 50, 15, key="top_n")
     sort_by = st.radio("Rank by", list(RANKINGS), format_func=RANKINGS.get, horizontal=True, key="rank_by")
     top, other = queries.category_shares(stats, top_n, sort_by)
-    figure = px.bar(
-        top,
-        x="share",
-        y="category_name",
-        orientation="h",
-        text="product_count",
-        title=f"Products per category (top {len(top)} by {RANKINGS[sort_by]}, share of all products)",
-        labels={"share": "Share of all products", "category_name": "Category", "product_count": "Products"},
+    show(
+        charts.ranked_bars(
+            top,
+            x="share",
+            y="category_name",
+            text="product_count",
+            title=f"Products per category (top {len(top)} by {RANKINGS[sort_by]}, share of all products)",
+            labels={"share": "Share of all products", "category_name": "Category", "product_count": "Products"},
+            formats={"share": charts.PERCENT, "product_count": charts.COUNT},
+            hover=["product_count"],
+        )
     )
-    figure.update_layout(yaxis={"categoryorder": "total ascending"}, xaxis={"tickformat": ".0%"})
-    show(figure)
     if other.categories:
         st.caption(other.describe())
 
 
 def price_per_category(stats: pd.DataFrame) -> None:
+    largest = stats.head(30).rename(columns={"avg_price": "Average", "median_price": "Median"})
+    prices = largest.melt(["category_name", "product_count"], ["Average", "Median"], "measure", "price")
     show(
-        px.bar(
-            stats.head(30),
+        charts.grouped_bars(
+            prices,
             x="category_name",
-            y=["avg_price", "median_price"],
-            barmode="group",
-            hover_data=["product_count"],
+            group="measure",
+            y="price",
             title="Average and median price per category (30 largest)",
-            labels={
-                "value": "Price (USD)",
-                "category_name": "Category",
-                "variable": "",
-                "avg_price": "Average",
-                "median_price": "Median",
-            },
+            labels={"price": "Price (USD)", "category_name": "Category", "measure": "", "product_count": "Products"},
+            formats={"price": charts.USD, "product_count": charts.COUNT},
+            hover=["product_count"],
         )
     )
     st.dataframe(

@@ -4,14 +4,15 @@ time, the newest records, and how to replay them after a fix."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import altair as alt
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
-from dashboard import queries, series
+from dashboard import charts, queries, series
 from dashboard.common import cached, chart_or_note, guarded
 from dashboard.formatting import clock, count, decimal, identifier, markdown_text, moment, seconds_from_ms
 from lakehouse import serving
@@ -114,42 +115,51 @@ def batches(window_seconds: int, label: str, include_backfill: bool) -> None:
         chart_or_note(
             series.step_seconds(events),
             "No batch of this window recorded its steps.",
+            draw=charts.time_bars,
             x="at",
             y="seconds",
-            color="step",
+            colour_by="step",
             title=f"Batch duration by step — last {label}",
             labels=at | {"seconds": "Seconds", "step": "Step"},
         )
-        time_chart(frame, "quarantined", f"Quarantined per batch — last {label}", "Records", draw=px.bar)
+        time_chart(
+            frame, "quarantined", f"Quarantined per batch — last {label}", "Records", charts.time_bars, charts.COUNT
+        )
     with right:
         chart_or_note(
             series.lag_per_topic(events),
             "No batch of this window recorded its lag.",
-            draw=px.line,
+            draw=charts.time_lines,
             x="at",
             y="behind",
-            color="topic",
-            markers=True,
+            colour_by="topic",
             title=f"Lag per topic — last {label}",
             labels=at | {"behind": "Records behind", "topic": "Topic"},
+            formats={"behind": charts.COUNT},
         )
         time_chart(frame, "freshness_seconds", f"Freshness (age of the newest record) — last {label}", "Seconds")
     oldest = read[0].get("at") if isinstance(read[0].get("at"), datetime) else None
     st.caption(series.batches_caption(len(frame), len(read), label, serving.MAX_EVENTS, oldest))
 
 
-def time_chart(frame: pd.DataFrame, column: str, title: str, unit: str, draw: Any = px.line) -> None:
-    points = frame.dropna(subset=[column])
-    extra = {"markers": True} if draw is px.line else {}
+def time_chart(
+    frame: pd.DataFrame,
+    column: str,
+    title: str,
+    unit: str,
+    draw: Callable[..., alt.Chart] = charts.time_lines,
+    number_format: str = charts.NUMBER,
+) -> None:
+    """One measure of the batches over their finish time; the batches without it are left out."""
     chart_or_note(
-        points,
+        frame.dropna(subset=[column]),
         f"No batch of this window recorded {column.replace('_', ' ')}.",
         draw=draw,
         x="at",
         y=column,
         title=title,
         labels={"at": "Finished (UTC)", column: unit},
-        **extra,
+        formats={column: number_format},
     )
 
 
@@ -159,11 +169,13 @@ def quarantine(window_seconds: int, label: str) -> None:
     chart_or_note(
         counted,
         f"No record was quarantined in the last {label}.",
+        draw=charts.time_bars,
         x="bucket",
         y="records",
-        color="reason",
         title=f"Quarantined records by reason — last {label}",
+        colour_by="reason",
         labels={"bucket": "Broker time (UTC)", "records": "Records", "reason": "Reason"},
+        formats={"records": charts.COUNT},
     )
     left, right = st.columns([1, 2])
     left.caption("All quarantined records by reason")

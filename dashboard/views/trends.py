@@ -7,10 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
-from dashboard import queries, series
+from dashboard import charts, queries, series
 from dashboard.common import cached, chart_or_note, guarded, show
 from dashboard.formatting import count, markdown_text, moment, money
 from lakehouse import serving
@@ -27,6 +26,12 @@ TREND_CHARTS = {
     "product_count": "Products",
     "best_seller_count": "Best sellers",
 }
+TREND_FORMATS = {
+    "avg_price": charts.USD,
+    "median_price": charts.USD,
+    "product_count": charts.COUNT,
+    "best_seller_count": charts.COUNT,
+}
 MOVER_TABLE_COLUMNS = [
     "direction",
     "rank",
@@ -38,6 +43,18 @@ MOVER_TABLE_COLUMNS = [
     "change",
     "change_pct",
 ]
+MOVER_LABELS = {
+    "change_pct": "Price change (%)",
+    "label": "",
+    "direction": "Direction",
+    "name": "Name",
+    "key": "Key",
+    "category_name": "Category",
+    "start_price": "From",
+    "end_price": "To",
+    "change": "Change (USD)",
+}
+MOVER_FORMATS = {"change_pct": "+,.1f", "start_price": charts.USD, "end_price": charts.USD, "change": "+$,.2f"}
 # kind -> (chart title's subject, what moved): a product has a price, a category an average price.
 MOVER_KINDS = {"product": ("Products", "price"), "category": ("Categories", "average price")}
 
@@ -108,17 +125,21 @@ def price_history_metrics(history: queries.PriceHistory) -> None:
 
 
 def price_history_chart(history: pd.DataFrame, title: object) -> None:
-    figure = px.line(
-        history,
-        x="arrived_at",
-        y=["price", "listPrice"],
-        line_shape="hv",
-        markers=True,
-        title=f"Price history — {series.shortened(str(title))}",
-        labels={"arrived_at": "Arrived (UTC)", "value": "USD", "variable": ""},
+    prices = history.rename(columns={"price": "Price", "listPrice": "List price"}).melt(
+        id_vars=["arrived_at"], value_vars=["Price", "List price"], var_name="series", value_name="usd"
     )
-    figure.for_each_trace(lambda trace: trace.update(name={"price": "Price", "listPrice": "List price"}[trace.name]))
-    show(figure)
+    show(
+        charts.time_lines(
+            prices,
+            x="arrived_at",
+            y="usd",
+            colour_by="series",
+            interpolate="step-after",
+            title=f"Price history — {series.shortened(str(title))}",
+            labels={"arrived_at": "Arrived (UTC)", "usd": "USD", "series": ""},
+            formats={"usd": charts.USD},
+        )
+    )
     st.dataframe(
         history[["arrived_at", "price", "listPrice"]],
         hide_index=True,
@@ -187,14 +208,14 @@ def trend_charts(history: pd.DataFrame, covered: str) -> None:
     for index, (measure, label) in enumerate(TREND_CHARTS.items()):
         with columns[index % 2]:
             show(
-                px.line(
+                charts.time_lines(
                     history,
                     x="at",
                     y=measure,
-                    color="category_name",
-                    markers=True,
+                    colour_by="category_name",
                     title=f"{label} — {covered}",
                     labels={"at": "Time (UTC)", measure: label, "category_name": "Category"},
+                    formats=TREND_FORMATS,
                 )
             )
 
@@ -213,14 +234,15 @@ def movers_section() -> None:
         chart_or_note(
             series.mover_bars(moved, kind),
             f"No {kind} of the {window} window has a start price above 0, so none has a relative change to chart.",
+            draw=charts.ranked_bars,
             x="change_pct",
             y="label",
-            color="direction",
-            orientation="h",
-            hover_data=["name", "key", "category_name", "start_price", "end_price", "change"],
+            colour_by="direction",
+            colour_scale=charts.UP_DOWN,
+            hover=["name", "key", "category_name", "start_price", "end_price", "change"],
             title=f"{label} whose {measure} moved most — {window} up to {until}",
-            labels={"change_pct": "Price change (%)", "label": "", "direction": "Direction"},
-            color_discrete_map={"up": "#2ca02c", "down": "#d62728"},
+            labels=MOVER_LABELS,
+            formats=MOVER_FORMATS,
         )
         st.caption(
             f"The {window} window ends at the newest arrival the job had seen ({until}), not now: once records "
@@ -231,9 +253,7 @@ def movers_section() -> None:
 
 def mover_table(moved: pd.DataFrame) -> None:
     st.dataframe(
-        moved[
-            ["direction", "rank", "name", "key", "category_name", "start_price", "end_price", "change", "change_pct"]
-        ],
+        moved[MOVER_TABLE_COLUMNS],
         hide_index=True,
         width="stretch",
         column_config={

@@ -48,8 +48,8 @@ from tests.dashboard_pages import (
     infos,
     metrics,
     open_page,
-    traces,
-    values,
+    series,
+    tick_labels,
 )
 
 pytestmark = pytest.mark.integration
@@ -240,11 +240,14 @@ def test_no_list_price_above_a_price_leaves_every_page_working(
     assert_no_page_failed(categories)
     assert infos(categories) == ["No discounts to show: no product has a list price above its price."]
     shown = charts(categories)
-    assert values(shown["Bought last month"]["data"][0]["y"]) == [300, 50]
-    assert values(shown["Best sellers per category"]["data"][0]["y"]) == [1, 0]
+    assert shown["Bought last month"].values("y") == [300, 50]
+    assert shown["Bought last month"].encoding("x")["sort"] is None, "the largest first, as ranked"
+    assert shown["Best sellers per category"].values("y") == [1, 0]
     rating = shown["Rating vs. price per category"]
-    assert values(rating["data"][0]["y"]) == [4.5, 3.0]
-    assert rating["layout"]["xaxis"]["ticktext"] == ["$5", "$10", "$20", "$50"], "round dollars, not '8 9 10 2 3'"
+    assert rating.values("y") == [4.5, 3.0]
+    assert rating.encoding("x")["scale"] == {"type": "log", "domain": [5, 50]}
+    assert rating.encoding("x")["axis"]["values"] == [5, 10, 20, 50]
+    assert list(tick_labels(rating).values()) == ["$5", "$10", "$20", "$50"], "round dollars, not '8 9 10 2 3'"
     assert "Average discount off list price" not in shown
     pipeline = open_dashboard("Pipeline")
     assert_no_page_failed(pipeline)
@@ -279,10 +282,11 @@ def test_a_single_product_with_every_optional_field_left_out(
         "Average price": "$19.99",
         "Quarantined": "0",
     }
-    prices = charts(overview)["Price distribution"]["data"][0]
-    assert (values(prices["x"]), values(prices["y"])) == (["$10-20"], [1])
-    shares = charts(overview)["Products per category"]["data"][0]
-    assert (values(shares["x"]), values(shares["y"])) == ([1.0], ["Tools"])
+    prices = charts(overview)["Price distribution"]
+    assert (prices.values("x"), prices.values("y")) == (["$10-20"], [1])
+    shares = charts(overview)["Products per category"]
+    assert (shares.values("x"), shares.values("y")) == ([1.0], ["Tools"])
+    assert shares.encoding("x")["axis"]["format"] == ".1~%" and shares.values("text") == [1]
     assert not [c for c in captions(overview) if c.startswith("Other:")], "no other category to summarise"
     assert overview.dataframe[0].value.to_dict("list") == {
         "category_name": ["Tools"],
@@ -295,7 +299,7 @@ def test_a_single_product_with_every_optional_field_left_out(
         "No rating-vs-price chart yet: no category has a reviewed product with a price above zero.",
         "No discounts to show: no product has a list price above its price.",
     ]
-    assert values(charts(categories)["Best sellers per category"]["data"][0]["y"]) == [0]
+    assert charts(categories)["Best sellers per category"].values("y") == [0]
     found = search(open_dashboard("Products"), "pocket")
     assert not found.get("imgs")
     assert found.markdown[0].value == "**Pocket Knife**  \nB000000001 · Tools · \\$19.99 · 0.0★ (0 reviews)"
@@ -303,13 +307,14 @@ def test_a_single_product_with_every_optional_field_left_out(
     trends = open_dashboard("Trends").text_input(key="history_lookup").input("b000000001").run()
     assert_no_page_failed(trends)
     assert metrics(trends) == {"Versions": "1", "First price": "$19.99", "Current price": "$19.99", "Change": "+0.0%"}
-    history = traces(trends, "Price history")
-    assert values(history["Price"]["y"]) == [19.99] and history["Price"]["line"]["shape"] == "hv"
-    [no_list_price] = values(history["List price"]["y"])
+    history = series(trends, "Price history")
+    assert history["Price"].values("y") == [19.99] and history["Price"].mark["interpolate"] == "step-after"
+    [no_list_price] = history["List price"].values("y")
     assert no_list_price is None or math.isnan(no_list_price)
     assert trends.multiselect(key="trend_categories").value == ["Tools"]
-    assert values(traces(trends, "Average price")["Tools"]["y"]) == [19.99]
-    assert "Tools" in traces(trends, "Best sellers"), "a null count is a gap, not a failure"
+    assert series(trends, "Average price")["Tools"].values("y") == [19.99]
+    [no_count] = series(trends, "Best sellers")["Tools"].values("y")
+    assert no_count is None or math.isnan(no_count), "a null count is a gap, not a failure"
 
 
 def test_a_category_without_products_and_products_whose_category_has_not_arrived(
@@ -335,8 +340,7 @@ def test_a_category_without_products_and_products_whose_category_has_not_arrived
         "(category 4 not yet arrived)": 1,
     }
     app.slider(key="top_n").set_value(5).run()
-    shares = charts(app)["Products per category"]["data"][0]
-    assert values(shares["x"]) == [0.5, 0.25, 0.25]
+    assert charts(app)["Products per category"].values("x") == [0.5, 0.25, 0.25]
     chooser = app.selectbox(key="price_category")
     assert chooser.options == [
         "All categories",
@@ -346,8 +350,8 @@ def test_a_category_without_products_and_products_whose_category_has_not_arrived
     ]
     chooser.select("(category 4 not yet arrived)").run()
     assert_no_page_failed(app)
-    prices = charts(app)["Price distribution"]["data"][0]
-    assert (values(prices["x"]), values(prices["y"])) == (["$500-1,000"], [1])
+    prices = charts(app)["Price distribution"]
+    assert (prices.values("x"), prices.values("y")) == (["$500-1,000"], [1])
     categories = open_dashboard("Categories").text_input(key="category_lookup").input("not yet").run()
     [found] = [d.value for d in categories.dataframe if "avg_discount" in d.value.columns]
     assert found["category_id"].tolist() == [3, 4]
@@ -444,19 +448,26 @@ def test_the_trends_page_draws_a_price_history_category_trends_and_movers(
     picker = app.multiselect(key="trend_categories")
     assert picker.value == [f"Category {c}" for c in (1, 2, 3, 4, 5)], "the five largest by product count"
     assert picker.max_selections == 5
-    average = traces(app, "Average price")
+    average = series(app, "Average price")
     assert sorted(average) == [f"Category {c}" for c in (1, 2, 3, 4, 5)]
-    assert values(average["Category 2"]["y"]) == [20.0, 20.5, 22.0]
+    assert average["Category 2"].values("y") == [20.0, 20.5, 22.0]
+    first = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    assert average["Category 2"].values("x") == [first, first + timedelta(minutes=30), first + timedelta(hours=2)]
+    assert average["Category 2"].encoding("x")["scale"] == {"type": "utc"}, "drawn in UTC in every time zone"
     app.radio(key="trend_resolution").set_value("hour").run()
-    assert values(traces(app, "Average price")["Category 2"]["y"]) == [20.5, 22.0], "the hour's last point"
-    assert values(traces(app, "Best sellers")["Category 1"]["y"]) == [0.5, 2.0]
+    assert series(app, "Average price")["Category 2"].values("y") == [20.5, 22.0], "the hour's last point"
+    assert series(app, "Best sellers")["Category 1"].values("y") == [0.5, 2.0]
 
-    up = traces(app, "Products whose price moved most")["up"]
+    moved = charts(app)["Products whose price moved most"]
+    assert moved.encoding("y")["sort"] == "-x", "the largest rise on top, the largest fall at the bottom"
+    assert moved.encoding("color")["scale"] == {"domain": ["up", "down"], "range": ["#2ca02c", "#d62728"]}
+    up = moved.series()["up"]
     bars = ["Kettle 24h up 1 · B100000001", "Kettle 24h up 2 · B100000002"]
-    assert (values(up["y"]), values(up["x"])) == (bars, [50.0, 20.0])
+    assert (up.values("y"), up.values("x")) == (bars, [50.0, 20.0])
+    assert up.data["start_price"].tolist() == [10.0, 10.0], "the table's facts in the tooltip"
     app.radio(key="movers_window").set_value("7d").run()
-    down = traces(app, "Categories whose average price moved most")["down"]
-    assert values(down["y"]) == ["Category 7d down 1 (id 3)"]
+    down = series(app, "Categories whose average price moved most")["down"]
+    assert down.values("y") == ["Category 7d down 1 (id 3)"]
     app.radio(key="movers_window").set_value("1h").run()
     assert infos(app)[0].startswith("No product has changed price in the last 1h yet. `make run` fills it")
 
@@ -466,10 +477,10 @@ def test_the_trends_page_draws_a_price_history_category_trends_and_movers(
     app.text_input(key="history_lookup").input("B100000000").run()
     assert_no_page_failed(app)
     assert metrics(app) == {"Versions": "3", "First price": "$10.00", "Current price": "$9.00", "Change": "-10.0%"}
-    history = traces(app, "Price history")
-    assert values(history["Price"]["y"]) == [10.0, 12.0, 9.0]
-    assert history["Price"]["line"]["shape"] == "hv"
-    assert values(history["List price"]["y"])[:2] == [15.0, 15.0]
+    history = series(app, "Price history")
+    assert history["Price"].values("y") == [10.0, 12.0, 9.0]
+    assert history["Price"].mark["interpolate"] == "step-after"
+    assert history["List price"].values("y")[:2] == [15.0, 15.0]
 
 
 def movers(window: str) -> list[dict[str, Any]]:
@@ -535,14 +546,15 @@ def test_the_pipeline_page_draws_the_batches_of_the_window_also_without_lag(
         "Freshness",
         "Quarantined records by reason",
     }
-    assert values(traces(app, "Rows per second")[""]["y"]) == [50.0, 30.0, 20.0], "the last hour's batches"
-    lag = traces(app, "Lag per topic")
-    assert values(lag["ingest-product"]["y"]) == [40, 0], "the batch without lag adds no point"
-    assert sorted(traces(app, "Batch duration by step")) == ["bronze", "mongo", "read"]
-    assert values(traces(app, "Quarantined per batch")[""]["y"]) == [0, 2, 0]
-    reasons = traces(app, "Quarantined records by reason")
-    assert list(reasons) == ["price: below 0"] and sum(values(reasons["price: below 0"]["y"])) == 2
+    assert series(app, "Rows per second")[""].values("y") == [50.0, 30.0, 20.0], "the last hour's batches"
+    lag = series(app, "Lag per topic")
+    assert lag["ingest-product"].values("y") == [40, 0], "the batch without lag adds no point"
+    assert sorted(series(app, "Batch duration by step")) == ["bronze", "mongo", "read"]
+    assert series(app, "Quarantined per batch")[""].values("y") == [0, 2, 0]
+    assert charts(app)["Quarantined per batch"].mark["type"] == "bar"
+    reasons = series(app, "Quarantined records by reason")
+    assert list(reasons) == ["price: below 0"] and sum(reasons["price: below 0"].values("y")) == 2
     assert "`make backfill`" in app.markdown[-1].value
     app.radio(key="pipeline_window").set_value("6 h").run()
-    assert values(traces(app, "Rows per second")[""]["y"]) == [499.5, 50.0, 30.0, 20.0]
-    assert sorted(traces(app, "Quarantined records by reason")) == ["old", "price: below 0"]
+    assert series(app, "Rows per second")[""].values("y") == [499.5, 50.0, 30.0, 20.0]
+    assert sorted(series(app, "Quarantined records by reason")) == ["old", "price: below 0"]

@@ -4,6 +4,7 @@ generated sample after it went through the real pipeline; every number is checke
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -13,8 +14,10 @@ from fastapi.testclient import TestClient
 from kafka import KafkaProducer
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 from streamlit.testing.v1 import AppTest
 
@@ -25,7 +28,7 @@ from spark_jobs.gold import PRICE_BUCKET_EDGES
 from stack.chromium import CHROMEDRIVER, headless_chromium
 from stack.processes import wait_until
 from tests.conftest import PROJECT_ROOT, SAMPLE_DATASET
-from tests.dashboard_pages import captions, metrics, open_page, values
+from tests.dashboard_pages import Chart, all_charts, captions, metrics, open_page
 from tests.integration.conftest import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -70,11 +73,10 @@ def app(open_dashboard: Callable[[str], AppTest]) -> AppTest:
     return open_dashboard("Overview")
 
 
-def chart(app: AppTest, title_start: str) -> dict:
-    for element in app.get("plotly_chart"):
-        spec = json.loads(element.proto.spec)
-        if spec["layout"]["title"]["text"].startswith(title_start):
-            return spec
+def chart(app: AppTest, title_start: str) -> Chart:
+    for shown in all_charts(app):
+        if shown.title.startswith(title_start):
+            return shown
     raise AssertionError(f"no chart titled {title_start!r}")
 
 
@@ -89,9 +91,10 @@ def test_overview_numbers_equal_pandas(app: AppTest, products: pd.DataFrame, cat
 
 
 def test_price_distribution_equals_pandas_buckets(app: AppTest, products: pd.DataFrame) -> None:
-    bars = chart(app, "Price distribution")["data"][0]
+    bars = chart(app, "Price distribution")
     buckets = pd.cut(products["price"], bins=[*PRICE_BUCKET_EDGES, float("inf")], right=False, labels=False)
-    assert values(bars["y"]) == buckets.value_counts().sort_index().tolist()
+    assert bars.values("y") == buckets.value_counts().sort_index().tolist()
+    assert bars.encoding("x")["sort"] is None, "the buckets in price order"
 
 
 def test_price_per_category_table_equals_pandas(app: AppTest, products: pd.DataFrame, categories: pd.DataFrame) -> None:
@@ -108,10 +111,11 @@ def test_price_per_category_table_equals_pandas(app: AppTest, products: pd.DataF
 
 
 def test_top_categories_are_shares_and_the_rest_is_said_apart(app: AppTest, products: pd.DataFrame) -> None:
-    bars = chart(app, "Products per category")["data"][0]
+    bars = chart(app, "Products per category")
     counts = products["category_id"].value_counts()
-    assert sorted(values(bars["text"]), reverse=True) == counts.head(15).tolist()
-    assert values(bars["x"]) == pytest.approx([n / len(products) for n in values(bars["text"])])
+    assert sorted(bars.values("text"), reverse=True) == counts.head(15).tolist()
+    assert bars.values("x") == pytest.approx([n / len(products) for n in bars.values("text")])
+    assert bars.encoding("y")["sort"] == "-x", "the largest on top"
     rest = counts.iloc[15:]
     share = rest.sum() / len(products)
     assert f"Other: {len(rest)} categories, {rest.sum():,} products ({share:.1%})" in captions(app)
@@ -119,10 +123,10 @@ def test_top_categories_are_shares_and_the_rest_is_said_apart(app: AppTest, prod
 
 def test_categories_page_views(open_dashboard: Callable[[str], AppTest], products: pd.DataFrame) -> None:
     app = open_dashboard("Categories")
-    sellers = chart(app, "Best sellers per category")["data"][0]
-    assert max(values(sellers["y"])) == products.groupby("category_id")["isBestSeller"].sum().max()
-    bought = chart(app, "Bought last month")["data"][0]
-    assert max(values(bought["y"])) == products.groupby("category_id")["boughtInLastMonth"].sum().max()
+    sellers = chart(app, "Best sellers per category")
+    assert max(sellers.values("y")) == products.groupby("category_id")["isBestSeller"].sum().max()
+    bought = chart(app, "Bought last month")
+    assert max(bought.values("y")) == products.groupby("category_id")["boughtInLastMonth"].sum().max()
     chart(app, "Rating vs. price per category")
     chart(app, "Average discount off list price")
     app.text_input(key="category_lookup").input("suitcases").run()
@@ -208,6 +212,12 @@ def test_title_search_and_categories_and_insights(
 
 
 ARTIFACTS = PROJECT_ROOT / "var" / "test" / "artifacts"
+# Streamlit draws a chart as Vega-Lite SVG in this element, its title in the SVG.
+CHART = '[data-testid="stVegaLiteChart"]'
+CHART_TITLE = "g.role-title-text text"
+# The browser's zone for the tests: not UTC, so that a time drawn in the viewer's own zone would show shifted.
+BROWSER_TIME_ZONE = "Asia/Tokyo"
+MOMENT = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +227,7 @@ def browser(served: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> Itera
         pytest.skip("Debian's chromium-driver is not installed (make setup installs it)")
     served.stack.start_dashboard()
     driver = headless_chromium(tmp_path_factory.mktemp("chromium") / "profile")
+    driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": BROWSER_TIME_ZONE})
     try:
         yield driver
     finally:
@@ -240,7 +251,40 @@ def wait_for_charts(browser: webdriver.Chrome, *titles: str) -> None:
 
 
 def chart_titles(browser: webdriver.Chrome) -> list[str]:
-    return [element.text for element in browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .gtitle")]
+    return [element.text for element in browser.find_elements(By.CSS_SELECTOR, f"{CHART} {CHART_TITLE}")]
+
+
+def drawn_chart(browser: webdriver.Chrome, title_start: str) -> WebElement:
+    [drawn] = [
+        element
+        for element in browser.find_elements(By.CSS_SELECTOR, CHART)
+        if element.find_element(By.CSS_SELECTOR, CHART_TITLE).text.startswith(title_start)
+    ]
+    return drawn
+
+
+def axis_labels(chart: WebElement, axis: str = "X") -> list[str]:
+    """The tick labels of a drawn chart's `axis` ("X" or "Y"), found by the axis' ARIA label."""
+    [drawn] = [
+        element
+        for element in chart.find_elements(By.CSS_SELECTOR, "g.role-axis")
+        if (element.get_attribute("aria-label") or "").startswith(f"{axis}-axis")
+    ]
+    return [label.text for label in drawn.find_elements(By.CSS_SELECTOR, "g.role-axis-label text")]
+
+
+def tooltip_times(browser: webdriver.Chrome, chart: WebElement) -> set[str]:
+    """The times the tooltips of a drawn chart's points show, each point hovered in turn (the pointer moved
+    off the chart in between, hiding the tooltip, so that none is read twice)."""
+    tip = browser.find_element(By.ID, "vg-tooltip-element")
+    away = browser.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stCaptionContainer"]')
+    shown = set()
+    for point in chart.find_elements(By.CSS_SELECTOR, "g.mark-symbol.role-mark path"):
+        ActionChains(browser).move_to_element(point).perform()
+        shown.add(WebDriverWait(browser, 10).until(lambda _: MOMENT.search(tip.text)).group())
+        ActionChains(browser).move_to_element(away).perform()
+        WebDriverWait(browser, 10).until(lambda _: not tip.is_displayed())
+    return shown
 
 
 def shown_metrics(browser: webdriver.Chrome) -> dict[str, str]:
@@ -280,13 +324,8 @@ def test_overview_in_a_real_browser(browser: webdriver.Chrome, served: Pipeline,
 
 def test_categories_in_a_real_browser(browser: webdriver.Chrome, served: Pipeline) -> None:
     open_url(browser, served, "categories", "Rating vs. price per category", "Best sellers per category")
-    [rating] = [
-        plot
-        for plot in browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")
-        if plot.find_element(By.CSS_SELECTOR, ".gtitle").text.startswith("Rating vs. price")
-    ]
-    ticks = [tick.text for tick in rating.find_elements(By.CSS_SELECTOR, ".xtick text")]
-    assert ticks and all(tick.startswith("$") for tick in ticks), ticks
+    ticks = axis_labels(drawn_chart(browser, "Rating vs. price"))
+    assert len(ticks) >= 2 and all(tick.startswith("$") for tick in ticks), ticks
     screenshot(browser, "dashboard-categories")
 
 
@@ -315,6 +354,8 @@ def test_trends_in_a_real_browser_after_a_product_is_re_priced(
     shown = shown_metrics(browser)
     assert (shown["Versions"], shown["First price"]) == ("2", f"${first['price']:,.2f}")
     assert shown["Current price"] == f"${repriced['price']:,.2f}"
+    arrivals = {f"{version['arrived_at']:%Y-%m-%d %H:%M:%S}" for version in history.find({"asin": first["asin"]})}
+    assert tooltip_times(browser, drawn_chart(browser, "Price history")) == arrivals, f"UTC in {BROWSER_TIME_ZONE}"
     screenshot(browser, "dashboard-trends")
 
 
