@@ -97,9 +97,11 @@ def _cell_member(spec: FieldSpec) -> F.Column:
         lowered = F.lower(text)
         typed = F.when(lowered.isin(*CSV_TRUE), True).when(lowered.isin(*CSV_FALSE), False)
     elif spec.kind == "int":
-        typed = F.when(text.rlike(java_regex(CSV_INT)), F.split(text, r"\.")[0].cast("decimal(38,0)"))
+        # try_cast: ANSI mode (Spark 4's default) fails the batch on a number past 38 digits. Null sends the
+        # cell as text, and the job's type rule quarantines the row, as it does the client's number.
+        typed = F.when(text.rlike(java_regex(CSV_INT)), F.split(text, r"\.")[0].try_cast("decimal(38,0)"))
     else:
-        typed = F.when(text.rlike(java_regex(CSV_FLOAT)), text.cast("double"))
+        typed = F.when(text.rlike(java_regex(CSV_FLOAT)), text.try_cast("double"))
     return F.when(text == "", None).otherwise(F.coalesce(_json_member(spec.name, typed), _json_member(spec.name, cell)))
 
 

@@ -82,6 +82,7 @@ STAGE_FAILURE = re.compile(
     r"Lost task .*?\(TID \d+\) \([^)]*\): "
 )
 
+# Spark 3.5's messages, Spark 4's error classes and the "Reason:" of its KAFKA_DATA_LOSS messages.
 TOPIC_CHANGED_SIGNS = (
     "offset was changed from",
     "are gone. Some data may have been missed",
@@ -89,6 +90,8 @@ TOPIC_CHANGED_SIGNS = (
     "PARTITION_OFFSET_CHANGED",
     "PARTITIONS_DELETED",
     "INITIAL_OFFSET_NOT_FOUND_FOR_PARTITIONS",
+    "have been deleted.",
+    "Cannot find initial offsets",
 )
 RECORDS_GONE_SIGNS = (
     "Cannot fetch offset",
@@ -96,6 +99,10 @@ RECORDS_GONE_SIGNS = (
     "COULD_NOT_READ_OFFSET_RANGE",
     "Some data may have been lost",
 )
+# Spark 4's Kafka source starts every data-loss message with the same line ("Some data may have been lost
+# because they are not available in Kafka any more;") and says what was lost lines later, after "Reason:".
+KAFKA_DATA_LOSS_START = "not available in Kafka any more;"
+KAFKA_DATA_LOSS_REASON = re.compile(r"^Reason: .*?(?=\n\s+at |\nCaused by: |\n\s*\n|\Z)", re.MULTILINE | re.DOTALL)
 
 
 def one_line(text: str) -> str:
@@ -134,8 +141,15 @@ def _jvm_cause(text: str) -> str:
     for line in text.splitlines():
         meaningful = STAGE_FAILURE.sub("", line.strip().removeprefix(":").strip())
         if meaningful:
-            return one_line(meaningful)
+            return one_line(meaningful + _kafka_data_loss_reason(meaningful, text))
     return ""
+
+
+def _kafka_data_loss_reason(first_line: str, text: str) -> str:
+    """The "Reason: <what was lost>" of Spark 4's Kafka data-loss message, after a space, when `first_line` is
+    that message's first line; else an empty string."""
+    reason = KAFKA_DATA_LOSS_REASON.search(text) if KAFKA_DATA_LOSS_START in first_line else None
+    return f" {reason.group(0)}" if reason else ""
 
 
 def known_problem(cause: str) -> Problem | None:

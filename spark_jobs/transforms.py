@@ -65,7 +65,9 @@ def parse_json(bronze: DataFrame, schema: StructType) -> DataFrame:
         # Spark decodes bad UTF-8 to U+FFFD; re-encoding then differs from the bytes that arrived.
         (F.encode(raw, "UTF-8") == F.col("value")).alias("_is_utf8"),
         record.isNotNull().alias("_is_json_object"),
-        as_array[0].alias("_canonical"),
+        # get(), not [0]: an empty value reads as an empty array, and ANSI mode (Spark 4's default) fails
+        # the whole batch on an index out of bounds; the rules quarantine that record instead.
+        F.get(as_array, 0).alias("_canonical"),
         as_map.alias("_fields"),
         record.alias("record"),
         F.when(F.size(extras) > 0, F.to_json(extras)).alias("_rescued_data"),

@@ -6,6 +6,7 @@ Started once with STREAM_FAIL_ON_DATA_LOSS=false, it skips them and serves what 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -95,7 +96,11 @@ def test_records_deleted_from_kafka_stop_the_job_until_it_is_told_to_skip_them(
         log = log_file.read_text()
         failures = [line for line in log.splitlines() if "query failed (" in line]
         assert len(failures) == 1, log[-5000:]
-        assert "query failed (deterministic): java.lang.IllegalStateException: Cannot fetch offset" in failures[0]
+        cause = failures[0].split("query failed (deterministic): ", 1)[1]
+        assert cause.startswith("org.apache.spark.sql.kafka010.KafkaIllegalStateException: Some data may have been")
+        assert re.search(
+            rf"Reason: Could not read records in offset \[\d+, \d+\) for topic partition {topic}-\d", cause
+        )
         [stopped] = [line.split(" stopped: ", 1)[1] for line in log.splitlines() if " stopped: " in line]
         assert "Records the job has not read are gone from Kafka (retention or deleted records): batch " in stopped
         assert lost in stopped

@@ -55,9 +55,12 @@ def test_spark_connector_jars_match_pyspark_exactly() -> None:
     pom = _pom_properties()
     assert pom["spark.version"] == pins["pyspark"]
     assert pom["delta.version"] == pins["delta-spark"]
+    # Delta's build for pyspark's line (4.2 for 4.2.0), on Spark 4's only Scala.
+    spark_line = ".".join(pins["pyspark"].split(".")[:2])
+    assert (pom["delta.spark.line"], pom["spark.scala.binary"]) == (spark_line, "2.13")
     jars = {p.name for p in (ROOT / "build" / "jars" / "spark").glob("*.jar")}
-    assert f"spark-sql-kafka-0-10_2.12-{pins['pyspark']}.jar" in jars
-    assert f"delta-spark_2.12-{pins['delta-spark']}.jar" in jars
+    assert f"spark-sql-kafka-0-10_2.13-{pins['pyspark']}.jar" in jars
+    assert f"delta-spark_{spark_line}_2.13-{pins['delta-spark']}.jar" in jars
 
 
 def test_the_sink_bulk_size_follows_the_mongodb_server() -> None:

@@ -143,9 +143,10 @@ def test_a_value_is_exactly_one_json_object(spark) -> None:
             GOOD_JSON + "}",
             GOOD_JSON + ',"x":1}',
             GOOD_JSON.replace('"', "'"),
+            "",  # an empty array to the parser: with ANSI mode on, indexing it must not fail the batch
             " " + GOOD_JSON + "\n",
         ],
-    ) == ["value: not one JSON object"] * 6 + [None]
+    ) == ["value: not one JSON object"] * 7 + [None]
 
 
 def test_values_no_sink_can_hold_are_quarantined(spark) -> None:

@@ -1,5 +1,5 @@
-"""The job supervisor's pure logic: the cause of a failed query (on Spark 3.5.7's real messages, kept in
-spark_failures/ and produced live by a local query), the classification, the messages, the status."""
+"""The job supervisor's pure logic: the cause of a failed query (on Spark 3.5.7's and 4.2.0's real messages,
+kept in spark_failures/ and produced live by a local query), the classification, the messages, the status."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ from spark_jobs.topic_guard import TopicChanged
 # Captured from Spark 3.5.7 with the Kafka connector against the embedded broker: a foreachBatch raising a
 # ValueError; records deleted from Kafka (delete-records up to the end) while the query was stopped, twice;
 # a topic deleted and created again with fewer records; a topic created again with one partition of two.
+# From Spark 4.2.0: records deleted (records_deleted_spark4, the query's message as the job's log shows it
+# in tests/integration/test_supervisor.py).
 FAILURES = Path(__file__).parent / "spark_failures"
 
 TOPIC = "ingest-product-t"
@@ -60,6 +62,13 @@ def captured(name: str) -> str:
             "Partition capture-8c5514-0's offset was changed from 5 to 1, some data may have been missed.",
         ),
         ("partitions_gone", "Set(capture-67a8b7-1) are gone. Some data may have been missed.."),
+        (
+            "records_deleted_spark4",
+            "org.apache.spark.sql.kafka010.KafkaIllegalStateException: Some data may have been lost because they "
+            "are not available in Kafka any more; Reason: Could not read records in offset [2, 5) for topic "
+            "partition ingest-product-fca85a3f-0 with consumer group "
+            "spark-kafka-source-b81ab0de-f66d-4db5-9b4d-1b5fcf4d2396--1810254948-executor.",
+        ),
     ],
 )
 def test_the_cause_is_the_last_python_exception_or_the_first_meaningful_jvm_line(fixture: str, cause: str) -> None:
@@ -117,10 +126,37 @@ def test_the_cause_of_an_exception_raised_in_foreach_batch_by_a_real_query(
         ("topic_recreated", "topic_changed"),
         ("partitions_gone", "topic_changed"),
         ("python_exception", None),
+        ("records_deleted_spark4", "records_gone"),
     ],
 )
 def test_spark_data_loss_and_topic_changes_are_known_problems(fixture: str, problem: str | None) -> None:
     assert known_problem(failure_cause(captured(fixture))) == problem
+
+
+# Spark 4's Kafka source: every data loss shares the first lines (KAFKA_DATA_LOSS in spark-sql-kafka 4.2.0's
+# error/kafka-error-conditions.json); what changed follows "Reason:".
+SPARK4_DATA_LOSS = (
+    "org.apache.spark.sql.kafka010.KafkaIllegalStateException: Some data may have been lost because they are not "
+    "available in Kafka any more;\neither the data was aged out by Kafka or the topic may have been deleted before "
+    "all the data in the\ntopic was processed.\nIf you don't want your streaming query to fail on such cases, set "
+    "the source option failOnDataLoss to false.\nReason: {reason}\n\tat org.apache.spark.sql.kafka010.Kafka"
+)
+
+
+@pytest.mark.parametrize(
+    ("reason", "problem"),
+    [
+        ("Partition t-0 offset was changed from 5 to 1.\nThis could be either 1) a user error", "topic_changed"),
+        ("Partitions Set(t-1) have been deleted.", "topic_changed"),
+        ("Cannot find initial offsets for partitions Set(t-1). They may have been deleted.", "topic_changed"),
+        ("Starting offset for t-0 was 3 but consumer reset to 7.", "records_gone"),
+        ("Added partition t-2 starts from 4 instead of 0.", "records_gone"),
+    ],
+)
+def test_spark4_data_loss_reasons_tell_a_changed_topic_from_records_gone(reason: str, problem: str) -> None:
+    cause = failure_cause(SPARK4_DATA_LOSS.format(reason=reason))
+    assert cause.endswith(" ".join(f"Reason: {reason}".split()))
+    assert known_problem(cause) == problem
 
 
 def test_the_topic_guard_is_a_topic_change_when_it_asks_for_a_reset() -> None:
