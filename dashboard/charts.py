@@ -117,34 +117,22 @@ def category_bars(
     labels: Labels,
     formats: Formats | None = None,
     hover: Sequence[str] = (),
+    group: str | None = None,
 ) -> alt.Chart:
-    """Vertical bars, one per row, left to right in the frame's order; the names upright under them."""
+    """Vertical bars, one per row, left to right in the frame's order; the names upright under them. With
+    `group` (a long frame: one row per x and group), each x's bars side by side, coloured by group."""
     formats = formats or {}
-    shown = frame[list(dict.fromkeys([x, y, *hover]))]
+    columns = list(dict.fromkeys([x, *([group] if group else []), y, *hover]))
+    shown = frame[columns]
+    side_by_side = {"xOffset": alt.XOffset(f"{group}:N", sort=None)} if group else {}
     return (
         alt.Chart(shown, title=title, height=CATEGORY_BARS_HEIGHT)
         .mark_bar()
         .encode(
             x=alt.X(f"{x}:N", title=labels.get(x, x), sort=None, axis=CATEGORY_AXIS),
             y=quantity(y, labels, formats),
-            tooltip=tooltips(shown, [x, y, *hover], labels, formats),
-        )
-    )
-
-
-def grouped_bars(
-    frame: pd.DataFrame, x: str, group: str, y: str, title: str, labels: Labels, formats: Formats, hover: Sequence[str]
-) -> alt.Chart:
-    """Bars of each `group` side by side per `x` (a long frame: one row per x and group), x in frame order."""
-    shown = frame[list(dict.fromkeys([x, group, y, *hover]))]
-    return (
-        alt.Chart(shown, title=title, height=CATEGORY_BARS_HEIGHT)
-        .mark_bar()
-        .encode(
-            x=alt.X(f"{x}:N", title=labels.get(x, x), sort=None, axis=CATEGORY_AXIS),
-            xOffset=alt.XOffset(f"{group}:N", sort=None),
-            y=quantity(y, labels, formats),
-            tooltip=tooltips(shown, [x, group, y, *hover], labels, formats),
+            tooltip=tooltips(shown, columns, labels, formats),
+            **side_by_side,
             **colour(group, labels),
         )
     )

@@ -84,7 +84,7 @@ def price_per_category(stats: pd.DataFrame) -> None:
     largest = stats.head(30).rename(columns={"avg_price": "Average", "median_price": "Median"})
     prices = largest.melt(["category_name", "product_count"], ["Average", "Median"], "measure", "price")
     show(
-        charts.grouped_bars(
+        charts.category_bars(
             prices,
             x="category_name",
             group="measure",

@@ -92,7 +92,7 @@ def test_ranked_bars_put_the_largest_on_top_with_their_count_beside_them() -> No
 def test_grouped_bars_put_the_groups_side_by_side_in_colour() -> None:
     frame = pd.DataFrame({"category": ["a", "b", "a", "b"], "measure": ["Average", "Average", "Median", "Median"]})
     frame["price"] = [10.0, 20.0, 8.0, 15.0]
-    [chart] = drawn(charts.grouped_bars(frame, "category", "measure", "price", "Prices", {"measure": ""}, {}, []))
+    [chart] = drawn(charts.category_bars(frame, "category", "price", "Prices", {"measure": ""}, group="measure"))
     assert chart.encoding("xOffset")["field"] == chart.encoding("color")["field"] == "measure"
     assert {name: part.values("y") for name, part in chart.series().items()} == {
         "Average": [10.0, 20.0],
