@@ -78,7 +78,7 @@ SECANTUS_SRC := build/secantus-src
 $(MONGO_SERVER_BIN_secantus): $(SECANTUS_PATCH)
 	rm -rf $(SECANTUS_SRC)
 	$(PYTHON) -m stack.crate_source --version $(SECANTUS_VERSION) --into $(SECANTUS_SRC) $(SECANTUS_PATCHED_CRATES)
-	patch -s -p1 -d $(SECANTUS_SRC) < $(SECANTUS_PATCH)
+	git apply -p1 --directory=$(SECANTUS_SRC) $(SECANTUS_PATCH)
 	cargo install -q --force secantus-mdb --version =$(SECANTUS_VERSION) --locked --ignore-rust-version \
 		--root $(MONGO_SERVERS)/secantus --target-dir $(HOME)/.cache/amazon-lakehouse/cargo-target \
 		$(foreach crate,$(SECANTUS_PATCHED_CRATES),--config 'patch.crates-io.$(crate).path="$(CURDIR)/$(SECANTUS_SRC)/$(crate)"')
