@@ -50,11 +50,16 @@ def published_checksum(index_entry: str, name: str, version: str) -> str:
     raise CrateSourceError(f"crates.io lists no {name} {version}")
 
 
-def verified_crate(name: str, version: str) -> bytes:
-    """The `.crate` archive (gzipped tar) of `name` `version`, checked against the index's checksum."""
-    download_root = json.loads(_get(f"{INDEX}/config.json"))["dl"]
+def download_root() -> str:
+    """Where the index says its `.crate` files are (config.json's `dl`)."""
+    return json.loads(_get(f"{INDEX}/config.json"))["dl"]
+
+
+def verified_crate(name: str, version: str, root: str) -> bytes:
+    """The `.crate` archive (gzipped tar) of `name` `version` under `root` (`download_root()`), checked against
+    the index's checksum."""
     expected = published_checksum(_get(f"{INDEX}/{index_path(name)}").decode(), name, version)
-    archive = _get(f"{download_root}/{name}/{version}/download")
+    archive = _get(f"{root}/{name}/{version}/download")
     actual = hashlib.sha256(archive).hexdigest()
     if actual != expected:
         raise CrateSourceError(f"{name} {version}: downloaded SHA-256 {actual}, the index says {expected}")
@@ -77,8 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("crates", nargs="+")
     options = parser.parse_args(argv)
     options.into.mkdir(parents=True, exist_ok=True)
+    root = download_root()
     for name in options.crates:
-        unpack(verified_crate(name, options.version), name, options.version, options.into)
+        unpack(verified_crate(name, options.version, root), name, options.version, options.into)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import httpx
 import pytest
 
 from client import api_client
@@ -64,8 +63,11 @@ def assert_served_within_two_batches(pipeline: Pipeline, products_csv: Path) -> 
     repriced = {**record.data, "price": 12_345.67}
     events = pipeline.db[catalog.PIPELINE_EVENTS.name]
     finished_before = events.count_documents({})
-    headers = {"X-API-Key": pipeline.settings.api_key} if pipeline.settings.api_key else {}
-    response = httpx.post(f"{pipeline.settings.api_url}/products", json=repriced, headers=headers, timeout=30)
+    client = api_client.IngestClient(pipeline.settings.api_url, pipeline.settings.api_key)
+    try:
+        response = client.http.post("/products", json=repriced)
+    finally:
+        client.close()
     assert response.status_code == 201, response.text
     served = {"_id": record.data["asin"], "price": repriced["price"]}
     assert wait_until(lambda: pipeline.db.products.find_one(served) is not None, 300, interval=0.2)
