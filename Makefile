@@ -29,7 +29,7 @@ MVN := mvn -B -q
 CHROMEDRIVER := /usr/bin/chromedriver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: lock setup run up down status test test-unit test-integration lint bench bench-mongo-servers check backfill \
+.PHONY: lock setup run run-cluster up down status test test-unit test-integration lint bench bench-mongo-servers check backfill \
 	reset-checkpoint clean distclean
 
 setup: $(VENV)/.installed build/jars/kafka/.copied build/jars/spark/.copied $(MONGO_SERVER_BIN_$(MONGO_SERVER)) \
@@ -91,6 +91,11 @@ build/spark-defaults.conf: build/jars/spark/.copied $(VENV)/.installed
 
 run: setup
 	$(PY) -m stack run
+
+# The same on a cluster on 127.0.0.1: three Kafka nodes (replication 3, min.insync.replicas 2), a Spark
+# standalone master and two workers, the job submitted to them (README.md, "Running on a cluster").
+run-cluster: setup
+	$(PY) -m stack run --cluster
 
 up: setup
 	$(PY) -m stack up

@@ -24,6 +24,7 @@ def spark_defaults(config: Settings = settings) -> str:
         [
             f"spark.jars {','.join(connector_jars(config.spark_jars_dir))}",
             f"spark.driver.memory {config.spark_driver_memory}",
+            f"spark.executor.memory {config.spark_executor_memory}",
             "spark.sql.extensions io.delta.sql.DeltaSparkSessionExtension",
             "spark.sql.catalog.spark_catalog org.apache.spark.sql.delta.catalog.DeltaCatalog",
             "",
@@ -39,15 +40,25 @@ def use_utc() -> None:
     time.tzset()
 
 
+def submitted() -> bool:
+    """True in a Python driver that spark-submit started (it hands the driver its gateway's port)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
 def build_spark(app_name: str, config: Settings = settings) -> SparkSession:
     """A local (or SPARK_MASTER) session, in a process whose local time is UTC (`use_utc`). Under
-    spark-submit the jars may already be on the classpath."""
+    spark-submit the jars are the submitted ones (its --jars or properties file), not SPARK_JARS_DIR's:
+    Spark's launch script reuses that variable for its own jars folder, so a driver it starts sees pyspark's
+    jars there, and executors on a cluster would get those instead of the connectors."""
     use_utc()
+    builder = SparkSession.builder
+    if not submitted():
+        builder = builder.config("spark.jars", ",".join(connector_jars(config.spark_jars_dir)))
     builder = (
-        SparkSession.builder.appName(app_name)
+        builder.appName(app_name)
         .master(config.spark_master)
-        .config("spark.jars", ",".join(connector_jars(config.spark_jars_dir)))
         .config("spark.driver.memory", config.spark_driver_memory)
+        .config("spark.executor.memory", config.spark_executor_memory)
         .config("spark.driver.host", config.spark_driver_host)
         .config("spark.driver.bindAddress", config.spark_driver_host)
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")

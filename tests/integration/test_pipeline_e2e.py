@@ -9,8 +9,9 @@ import pytest
 
 from client import api_client
 from client.transformer import Record, read_categories, read_products
+from stack.services import MemorySampler
 from tests.conftest import SAMPLE_DATASET
-from tests.integration.conftest import MemorySampler, Pipeline
+from tests.integration.conftest import Pipeline
 
 pytestmark = pytest.mark.integration
 

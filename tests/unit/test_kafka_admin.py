@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -17,8 +18,8 @@ from lakehouse.kafka_admin import (
     missing_topics,
     partitions_of,
 )
-from lakehouse.settings import load_settings
-from stack.kafka import IDEMPOTENCY_TOPIC_CONFIG, project_topics
+from lakehouse.settings import cluster_settings, load_settings
+from stack.kafka import IDEMPOTENCY_TOPIC_CONFIG, project_topics, server_properties
 
 
 def closed_port() -> str:
@@ -58,10 +59,27 @@ def test_project_topics_are_broker_stamped_partitioned_ones_and_the_compacted_ke
     topics = {topic.topic: topic for topic in project_topics(config)}
     assert sorted(topics) == ["ingest-category", "ingest-idempotency", "ingest-product", "processed-product"]
     assert [topics[name].num_partitions for name in sorted(topics)] == [4, 1, 4, 4]
-    assert topics["ingest-idempotency"].config == IDEMPOTENCY_TOPIC_CONFIG
+    assert topics["ingest-idempotency"].config == IDEMPOTENCY_TOPIC_CONFIG | {"min.insync.replicas": "1"}
     # Record versions are the broker's append time (spark_jobs/topic_guard.py checks it).
     for name in ("ingest-product", "ingest-category", "processed-product"):
-        assert topics[name].config == {"message.timestamp.type": "LogAppendTime"}
+        assert topics[name].config == {"message.timestamp.type": "LogAppendTime", "min.insync.replicas": "1"}
+
+
+def test_cluster_topics_are_on_three_brokers_and_two_must_acknowledge() -> None:
+    topics = project_topics(cluster_settings())
+    assert {(topic.replication_factor, topic.config["min.insync.replicas"]) for topic in topics} == {(3, "2")}
+
+
+def test_each_cluster_node_votes_and_listens_on_its_own_ports() -> None:
+    config = cluster_settings(kafka_bootstrap_servers="127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096")
+    properties = dict(
+        line.split("=", 1) for line in server_properties(config, Path("/data"), node_id=2).splitlines() if line
+    )
+    assert properties["node.id"] == "2"
+    assert properties["controller.quorum.voters"] == "1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097"
+    assert properties["listeners"] == "PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095"
+    assert properties["min.insync.replicas"] == properties["transaction.state.log.min.isr"] == "2"
+    assert properties["offsets.topic.replication.factor"] == "3"
 
 
 def test_an_unreachable_cluster_fails_at_once_naming_the_servers_and_the_topic() -> None:
