@@ -7,7 +7,6 @@ import logging
 import subprocess
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from confluent_kafka.admin import NewTopic
@@ -15,7 +14,7 @@ from confluent_kafka.admin import NewTopic
 from lakehouse.kafka_admin import LOG_APPEND_TIME, KafkaAdmin, KafkaAdminError, TopicFacts
 from lakehouse.net import host_port
 from lakehouse.settings import PROJECT_ROOT, Settings
-from stack.processes import ServiceProcess, wait_until
+from stack.processes import ServiceProcess, stop_together, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +219,5 @@ class KafkaBroker:
             log.warning("set message.timestamp.type=%s on %s", LOG_APPEND_TIME, ", ".join(producer_stamped))
 
     def stop(self) -> bool:
-        """Stop every node at once (one by one, the last would wait for a controller quorum that is gone);
-        True when any was running."""
-        with ThreadPoolExecutor(len(self.nodes)) as pool:
-            return any(list(pool.map(lambda node: node.process.stop(timeout=60), self.nodes)))
+        """Stop every node at once; True when any was running."""
+        return bool(stop_together([node.process for node in self.nodes]))

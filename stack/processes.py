@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +89,16 @@ class ServiceProcess:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return ""
+
+
+def stop_together(processes: Sequence[ServiceProcess], timeout: float = 60.0) -> list[str]:
+    """Stop `processes` at the same time (each as ServiceProcess.stop); returns the names of those that ran.
+    For the nodes of a KRaft quorum: stopped one by one, the last waits for a quorum that is gone."""
+    if not processes:
+        return []
+    with ThreadPoolExecutor(len(processes)) as pool:
+        stopped = list(pool.map(lambda process: process.stop(timeout=timeout), processes))
+    return [process.name for process, ran in zip(processes, stopped, strict=True) if ran]
 
 
 def _alive(pid: int) -> bool:

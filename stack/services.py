@@ -16,7 +16,7 @@ import psutil
 from lakehouse.settings import PROJECT_ROOT, Settings, settings_env
 from stack.kafka import KafkaBroker
 from stack.mongo import MongoServer
-from stack.processes import ServiceProcess, wait_until
+from stack.processes import ServiceProcess, stop_together, wait_until
 from stack.spark_cluster import SparkStandalone
 
 log = logging.getLogger(__name__)
@@ -155,8 +155,14 @@ class LocalStack:
         return [ServiceProcess(name, self.settings.runtime_dir) for name in [*started, "mongo"]]
 
     def down(self) -> list[str]:
-        """Stop every process this stack started, applications first; returns the names stopped."""
-        return self.stop_applications() + [process.name for process in self.infrastructure() if process.stop()]
+        """Stop every process this stack started: applications, Spark, the Kafka nodes together, MongoDB;
+        returns the names stopped."""
+        processes = self.infrastructure()
+        kafka = [process for process in processes if process.name.startswith("kafka")]
+        one_by_one = [process for process in processes if process not in kafka]
+        spark, mongo = one_by_one[:-1], one_by_one[-1]
+        stopped = self.stop_applications() + [process.name for process in spark if process.stop()]
+        return stopped + stop_together(kafka) + ([mongo.name] if mongo.stop() else [])
 
     def running(self) -> dict[str, int]:
         """name -> pid of every process of this stack that runs (the applications of this instance)."""

@@ -64,3 +64,25 @@ def test_a_zombie_is_not_alive_and_a_reaped_process_is_gone() -> None:
     child.wait()
     assert not _not_zombie(child.pid)
     assert _not_zombie(os.getpid())
+
+
+def test_down_finds_the_cluster_processes_of_either_mode_by_their_pid_files(tmp_path: Path) -> None:
+    """`make down` (no --cluster) stops Spark and every Kafka node: workers, master, the nodes, then MongoDB."""
+    from lakehouse.settings import load_settings
+    from stack.services import LocalStack
+
+    (tmp_path / "pids").mkdir()
+    for name in ("kafka", "kafka-2", "kafka-3", "spark-master", "spark-worker-1", "spark-worker-2", "api", "other"):
+        (tmp_path / "pids" / f"{name}.pid").write_text(f"{NO_SUCH_PID}\n")
+    stack = LocalStack(load_settings(runtime_dir=tmp_path))
+    assert [process.name for process in stack.infrastructure()] == [
+        "spark-worker-2",
+        "spark-worker-1",
+        "spark-master",
+        "kafka-3",
+        "kafka-2",
+        "kafka",
+        "mongo",
+    ]
+    assert stack.down() == []
+    assert sorted(path.stem for path in (tmp_path / "pids").glob("*.pid")) == ["other"]
