@@ -7,7 +7,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 import httpx
@@ -192,19 +192,24 @@ def _rss(process: psutil.Process) -> int:
 
 class MemorySampler:
     """Peak resident memory (bytes, `peak`) of every running process of `stacks` with their descendants
-    (executors, Python workers), sampled every `interval` seconds between `__enter__` and `__exit__`."""
+    (executors, Python workers), sampled every `interval` seconds between `__enter__` and `__exit__`;
+    `peak_by_process` is each process's share at that peak. Pids in `leave_out` are not counted."""
 
-    def __init__(self, *stacks: LocalStack, interval: float = 0.5) -> None:
+    def __init__(self, *stacks: LocalStack, interval: float = 0.5, leave_out: Collection[int | None] = ()) -> None:
         self.stacks = stacks
         self.interval = interval
+        self.leave_out = set(leave_out)
         self.peak = 0
+        self.peak_by_process: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            pids = {pid for stack in self.stacks for pid in stack.running().values()}
-            self.peak = max(self.peak, sum(process_tree_rss(pid) for pid in pids))
+            running = {pid: name for stack in self.stacks for name, pid in stack.running().items()}
+            shares = {name: process_tree_rss(pid) for pid, name in running.items() if pid not in self.leave_out}
+            if sum(shares.values()) > self.peak:
+                self.peak, self.peak_by_process = sum(shares.values()), shares
 
     def __enter__(self) -> MemorySampler:
         self._thread.start()
