@@ -70,9 +70,18 @@ build/bin/ferretdb:
 # SecantusDB's Rust server from crates.io. It builds WiredTiger from its bundled C source (cmake, cc): about
 # 9 minutes on 2 cores the first time; the build folder is kept in ~/.cache so a second set-up copies it.
 # The crate declares rust-version 1.98; it builds with the machine's toolchain once that check is skipped.
-$(MONGO_SERVER_BIN_secantus):
-	cargo install -q secantus-mdb --version =$(SECANTUS_VERSION) --locked --ignore-rust-version \
-		--root $(MONGO_SERVERS)/secantus --target-dir $(HOME)/.cache/amazon-lakehouse/cargo-target
+# With one patch of ours, applied to three of its crates and handed to cargo as [patch.crates-io] entries:
+# `find({}).limit(n)` stops after n rows (the patch's header says why and what it leaves alone).
+SECANTUS_PATCH := stack/patches/secantus-mdb-$(SECANTUS_VERSION)-find-limit.patch
+SECANTUS_PATCHED_CRATES := secantus-storage secantus-storage-adapter secantus-commands
+SECANTUS_SRC := build/secantus-src
+$(MONGO_SERVER_BIN_secantus): $(SECANTUS_PATCH)
+	rm -rf $(SECANTUS_SRC)
+	$(PYTHON) -m stack.crate_source --version $(SECANTUS_VERSION) --into $(SECANTUS_SRC) $(SECANTUS_PATCHED_CRATES)
+	git apply -p1 --directory=$(SECANTUS_SRC) $(SECANTUS_PATCH)
+	cargo install -q --force secantus-mdb --version =$(SECANTUS_VERSION) --locked --ignore-rust-version \
+		--root $(MONGO_SERVERS)/secantus --target-dir $(HOME)/.cache/amazon-lakehouse/cargo-target \
+		$(foreach crate,$(SECANTUS_PATCHED_CRATES),--config 'patch.crates-io.$(crate).path="$(CURDIR)/$(SECANTUS_SRC)/$(crate)"')
 
 # The Python servers, each in a venv of its own (their pins differ from the project's).
 $(MONGO_SERVERS)/%/.installed: | $(UV)

@@ -10,7 +10,8 @@ local stack's MongoDB server (started if nothing runs, stopped at the end if thi
 catalog's shapes, with gold computed by the job's own Spark functions. Then `streamlit run dashboard/app.py`
 starts on that database (port 18601) and every page is visited once (not counted: Streamlit's imports and
 Chromium's cache of the app's scripts are warm after it, as for any visitor but the first). `--keep` leaves
-the databases; `--reuse` paints on a kept one of the same size instead of generating and loading again.
+the databases; `--reuse` paints on a kept one of the same size instead of generating and loading again (its
+pipeline_events and quarantine re-stamped to now, so the Pipeline page's last hour is not empty).
 
 First paint: from navigation start to the first animation frame in which the page's main content (PAGES,
 a CSS selector per page) is in the document and Streamlit's status widget does not say "Running...". On the
@@ -45,7 +46,7 @@ from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from bench.serving_data import load_serving_database, write_inputs
+from bench.serving_data import load_serving_database, restamp_recent, write_inputs
 from lakehouse import catalog
 from lakehouse.mongo import serving_db
 from lakehouse.settings import PROJECT_ROOT, Settings, load_settings
@@ -109,6 +110,7 @@ class SizeRun:
     PAINT_TIMEOUT_SECONDS, or the page showed an error)."""
 
     products: int
+    reused: bool = False
     generate_seconds: float = 0.0
     load_seconds: float = 0.0
     documents: dict[str, int] = field(default_factory=dict)
@@ -218,8 +220,9 @@ def run_size(
     config = load_settings(mongo_db=f"bench_paint_{products}", dashboard_port=DASHBOARD_PORT, spark_driver_memory="3g")
     run = SizeRun(products)
     if reuse and (kept := kept_documents(config, products)):
-        run.documents = kept
+        run.reused, run.documents = True, kept
         print(f"{products:,} products: reusing the kept database {config.mongo_db}", flush=True)
+        restamp_recent(serving_db(config), config, seed)
         with PeakMemory(stack.mongo.process.pid()) as memory:
             run.paints = measure_pages(config, pages, repeats)
         run.mongo_peak_bytes = memory.peak
@@ -282,10 +285,12 @@ def print_table(runs: list[SizeRun], pages: list[str]) -> None:
         print(f"| {label} | " + " | ".join(_shown(f) for f in figures) + f" | {ratio} | {within} | {title} |")
     print()
     for run in runs:
-        print(
-            f"{run.products:,} products: generated {run.generate_seconds:.0f} s, loaded in {run.load_seconds:.0f} s; "
-            f"MongoDB server peak {run.mongo_peak_bytes / 2**30:.2f} GiB"
+        loaded = (
+            "a kept database"
+            if run.reused
+            else f"generated {run.generate_seconds:.0f} s, loaded in {run.load_seconds:.0f} s"
         )
+        print(f"{run.products:,} products: {loaded}; MongoDB server peak {run.mongo_peak_bytes / 2**30:.2f} GiB")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -196,6 +196,20 @@ def quarantine_documents(timeline: Timeline, topic: str, seed: int) -> Iterator[
         yield quarantine_row(record, row["asin"], rng.choice(QUARANTINE_REASONS))
 
 
+def restamp_recent(db: Database, config: Settings, seed: int) -> None:
+    """Rewrite the collections the Pipeline page reads by time, pipeline_events and quarantine, as of now: a
+    database kept by an earlier run (bench.dashboard_paint --reuse) then paints the same series as a fresh one.
+    The trends collections keep their day (the Trends page draws them whatever their age)."""
+    timeline = Timeline(datetime.now(UTC), HISTORY_DAYS)
+    topic = config.kafka_topic_products
+    for served, documents in (
+        (catalog.PIPELINE_EVENTS, pipeline_events(timeline, topic, seed)),
+        (catalog.QUARANTINE, quarantine_documents(timeline, topic, seed)),
+    ):
+        db[served.name].delete_many({})
+        insert(db, served, documents)
+
+
 def load_serving_database(
     spark: SparkSession,
     db: Database,

@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import httpx
 import pytest
 
 from client import api_client
 from client.transformer import Record, read_categories, read_products
+from lakehouse import catalog
+from stack.processes import wait_until
 from stack.services import MemorySampler
 from tests.conftest import SAMPLE_DATASET
 from tests.integration.conftest import Pipeline
@@ -53,11 +56,30 @@ def ingest_and_check(pipeline: Pipeline, products_csv: Path, categories_csv: Pat
     assert_mongo_matches(pipeline, products_csv, categories_csv)
 
 
+def assert_served_within_two_batches(pipeline: Pipeline, products_csv: Path) -> None:
+    """Issue #9's loose freshness bound, counted in batches, never in seconds (the seconds are
+    bench/freshness.py's): a product re-priced while the job is idle is in MongoDB before two more batches have
+    finished. The batch that reads it writes MongoDB before its pipeline_events document, so at most one
+    finished batch is seen first: one that was already running when the POST arrived."""
+    record = next(item for item in read_products(products_csv) if isinstance(item, Record))
+    repriced = {**record.data, "price": 12_345.67}
+    events = pipeline.db[catalog.PIPELINE_EVENTS.name]
+    finished_before = events.count_documents({})
+    headers = {"X-API-Key": pipeline.settings.api_key} if pipeline.settings.api_key else {}
+    response = httpx.post(f"{pipeline.settings.api_url}/products", json=repriced, headers=headers, timeout=30)
+    assert response.status_code == 201, response.text
+    served = {"_id": record.data["asin"], "price": repriced["price"]}
+    assert wait_until(lambda: pipeline.db.products.find_one(served) is not None, 300, interval=0.2)
+    assert events.count_documents({}) - finished_before <= 1
+
+
 def test_generated_sample_arrives_exactly_once_with_every_field(pipeline: Pipeline, infrastructure) -> None:
+    products_csv = SAMPLE_DATASET / "amazon_products.csv"
     with MemorySampler(infrastructure, pipeline.stack) as memory:
-        ingest_and_check(pipeline, SAMPLE_DATASET / "amazon_products.csv", SAMPLE_DATASET / "amazon_categories.csv")
+        ingest_and_check(pipeline, products_csv, SAMPLE_DATASET / "amazon_categories.csv")
     print(f"peak memory of the local stack: {memory.peak / 2**30:.2f} GiB")
     assert memory.peak < MEMORY_BUDGET_BYTES
+    assert_served_within_two_batches(pipeline, products_csv)
 
 
 def test_real_kaggle_sample_arrives_exactly_once(pipeline: Pipeline, shared_dataset: Path) -> None:
