@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from lakehouse.net import host_port
+from lakehouse.net import host_port, port_open
 from lakehouse.settings import Settings
 from stack.processes import ServiceProcess, wait_until
 
@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 # The heap of the master and of each worker daemon (not of the executors a worker launches: those get
-# SPARK_EXECUTOR_MEMORY each). Spark's default is 1g; a daemon only tracks a few executors.
-DAEMON_MEMORY = "256m"
+# SPARK_EXECUTOR_MEMORY each). Spark's default is 1g; here a daemon tracks two workers and one application.
+DAEMON_MEMORY = "128m"
 
 
 def master_address(settings: Settings) -> tuple[str, int]:
@@ -44,7 +44,12 @@ class SparkStandalone:
     ) -> None:
         self.settings = settings
         self.host, self.port = master_address(settings)
-        self.env = env | {"SPARK_DAEMON_MEMORY": DAEMON_MEMORY}
+        self.env = env | {
+            "SPARK_DAEMON_MEMORY": DAEMON_MEMORY,
+            # Executors' scratch (shuffle, spills, the files Spark ships them) under the runtime folder, not /tmp,
+            # where a killed executor's would stay.
+            "SPARK_LOCAL_DIRS": str(settings.runtime_dir / "spark" / "local"),
+        }
         self.worker_cores = worker_cores
         self.worker_memory = worker_memory
         self.webui_port = settings.spark_master_webui_port
@@ -86,7 +91,10 @@ class SparkStandalone:
 
     def start(self, timeout: float = 90.0) -> None:
         """Start the master, then every worker not running; wait until all are registered with the master.
-        Raises RuntimeError with the master's log when that takes over `timeout` seconds."""
+        Raises RuntimeError with the master's log when that takes over `timeout` seconds, and at once when
+        another process holds the master's ports (Spark would move to the next free port without a word)."""
+        if not self.master.is_running():
+            self._refuse_taken_ports()
         self.master.start(self.master_command(), env=self.env)
         for number, worker in enumerate(self.workers, start=1):
             worker.start(self.worker_command(number), env=self.env)
@@ -96,6 +104,14 @@ class SparkStandalone:
                 f"{self.master.log_tail()}"
             )
         log.info("Spark master %s with %d workers", self.settings.spark_master, len(self.workers))
+
+    def _refuse_taken_ports(self) -> None:
+        for port in (self.port, self.webui_port):
+            if port_open(self.host, port):
+                raise RuntimeError(
+                    f"{self.host}:{port} is taken by another process: the Spark master needs it "
+                    "(SPARK_MASTER, SPARK_MASTER_WEBUI_PORT); stop that process or change the setting"
+                )
 
     def stop(self) -> list[str]:
         """Stop the workers (with their executors), then the master; returns the names stopped."""

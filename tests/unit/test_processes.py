@@ -37,6 +37,14 @@ def test_a_started_process_is_stopped_by_its_pid_file_with_its_children(tmp_path
     assert wait_until(lambda: not live_members_of_group(pid), timeout=5), live_members_of_group(pid)
 
 
+def test_started_processes_get_two_malloc_arenas_unless_told_otherwise(tmp_path: Path) -> None:
+    for name, env, expected in (("default", None, "2"), ("override", {"MALLOC_ARENA_MAX": "4"}, "4")):
+        service = ServiceProcess(name, tmp_path)
+        service.start(["bash", "-c", "echo arenas=$MALLOC_ARENA_MAX"], env=env)
+        assert wait_until(lambda service=service: service.log_file.read_text().endswith("\n"), timeout=5)
+        assert service.log_file.read_text().strip() == f"arenas={expected}"
+
+
 def test_stopping_what_is_not_running_is_harmless(tmp_path: Path) -> None:
     service = ServiceProcess("ghost", tmp_path)
     service.pid_file.parent.mkdir(parents=True)
