@@ -42,12 +42,17 @@ def node_addresses(settings: Settings) -> list[tuple[str, int]]:
     return [host_port(server) for server in settings.kafka_bootstrap_servers.split(",") if server.strip()]
 
 
+def quorum_voters(settings: Settings) -> str:
+    """`controller.quorum.voters`: every node of KAFKA_BOOTSTRAP_SERVERS, its controller on the next port."""
+    nodes = node_addresses(settings)
+    return ",".join(f"{number}@{node_host}:{node_port + 1}" for number, (node_host, node_port) in enumerate(nodes, 1))
+
+
 def server_properties(settings: Settings, data_dir: Path, node_id: int = 1) -> str:
     """server.properties of node `node_id` (1-based) of a combined broker+controller cluster with one voter
     per address of KAFKA_BOOTSTRAP_SERVERS; raises IndexError for a node id without an address."""
-    nodes = node_addresses(settings)
-    host, port = nodes[node_id - 1]
-    voters = ",".join(f"{number}@{node_host}:{node_port + 1}" for number, (node_host, node_port) in enumerate(nodes, 1))
+    host, port = node_addresses(settings)[node_id - 1]
+    voters = quorum_voters(settings)
     replication = settings.kafka_replication_factor
     min_isr = settings.kafka_min_insync_replicas
     return "\n".join(
@@ -138,6 +143,17 @@ class KafkaNode:
             return None
         return next((line.split("=", 1)[1] for line in lines if line.startswith("cluster.id=")), None)
 
+    def formatted_voters(self) -> str | None:
+        """The quorum this node's storage was last started in (its server.properties), None before its first
+        start. A KRaft node started with static voters cannot join another voter set."""
+        if self.formatted_cluster_id() is None:
+            return None
+        try:
+            lines = (self.home / "server.properties").read_text().splitlines()
+        except FileNotFoundError:
+            return None
+        return next((line.split("=", 1)[1] for line in lines if line.startswith("controller.quorum.voters=")), None)
+
     def _write_config(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "log4j.properties").write_text(LOG4J_PROPERTIES)
@@ -188,6 +204,7 @@ class KafkaBroker:
             return
         if not KAFKA_JARS.is_dir():
             raise RuntimeError(f"Kafka jars missing in {KAFKA_JARS}: run `make setup`")
+        self.check_same_cluster()
         cluster_id = self.cluster_id()
         for node in self.nodes:
             node.launch(cluster_id)
@@ -195,6 +212,24 @@ class KafkaBroker:
             tails = "\n".join(f"{node.name}:\n{node.process.log_tail(15)}" for node in self.nodes)
             raise RuntimeError(f"Kafka did not become ready in {timeout:.0f}s:\n{tails}")
         self.create_topics()
+
+    def check_same_cluster(self) -> None:
+        """Raises RuntimeError, naming the folders, when a node's storage belongs to another Kafka than the one
+        these settings describe: another quorum (`make run` and `make run-cluster` on one runtime folder share
+        node 1's folder) or another cluster id. Starting it anyway would split the quorum or strand the
+        topics' replicas; Kafka itself does not refuse it."""
+        voters = quorum_voters(self.settings)
+        formatted = {node.home: (node.formatted_cluster_id(), node.formatted_voters()) for node in self.nodes}
+        other_quorum = [str(home) for home, (_, found) in formatted.items() if found not in (None, voters)]
+        cluster_ids = {cluster_id for cluster_id, _ in formatted.values() if cluster_id is not None}
+        if other_quorum or len(cluster_ids) > 1:
+            folders = ", ".join(other_quorum or map(str, formatted))
+            raise RuntimeError(
+                f"{folders} holds a Kafka of another shape than {self.settings.kafka_bootstrap_servers} "
+                f"(quorum {voters}, cluster ids {sorted(cluster_ids)}): it was started by the other mode "
+                "(`make run` versus `make run-cluster`) or another KAFKA_BOOTSTRAP_SERVERS. Start it the way it "
+                "was started, or run `make down` and delete the runtime folder's kafka* folders to begin anew."
+            )
 
     def ready(self) -> bool:
         """Every node answers as a broker of the cluster (one metadata request, within 3 s)."""

@@ -18,8 +18,14 @@ from lakehouse.kafka_admin import (
     missing_topics,
     partitions_of,
 )
-from lakehouse.settings import cluster_settings, load_settings
-from stack.kafka import IDEMPOTENCY_TOPIC_CONFIG, project_topics, server_properties
+from lakehouse.settings import Settings, cluster_settings, load_settings
+from stack.kafka import (
+    IDEMPOTENCY_TOPIC_CONFIG,
+    KafkaBroker,
+    KafkaNode,
+    project_topics,
+    server_properties,
+)
 
 
 def closed_port() -> str:
@@ -94,3 +100,27 @@ def test_an_unreachable_cluster_fails_at_once_naming_the_servers_and_the_topic()
     with pytest.raises(KafkaException, match=f"idempotency at {servers}"):  # what api_ingest catches
         topic_ends(servers, "idempotency", 30)
     assert time.monotonic() - started < 5, "a closed port must not wait for the timeout"
+
+
+def formatted_node(node: KafkaNode, cluster_id: str, voters_of: Settings) -> None:
+    """The files a started node leaves: its storage's meta.properties and its last server.properties."""
+    node.data_dir.mkdir(parents=True)
+    (node.data_dir / "meta.properties").write_text(f"version=1\ncluster.id={cluster_id}\nnode.id={node.node_id}\n")
+    (node.home / "server.properties").write_text(server_properties(voters_of, node.data_dir, node.node_id))
+
+
+def test_a_kafka_started_in_the_other_mode_or_with_mixed_cluster_ids_is_refused(tmp_path: Path) -> None:
+    three_nodes = "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096"
+    single = load_settings(runtime_dir=tmp_path / "single", kafka_bootstrap_servers="127.0.0.1:9092")
+    cluster = load_settings(runtime_dir=tmp_path / "single", kafka_bootstrap_servers=three_nodes)
+    formatted_node(KafkaBroker(single).nodes[0], "AAAAAAAAAAAAAAAAAAAAAA", voters_of=single)
+    KafkaBroker(single).check_same_cluster()
+    with pytest.raises(RuntimeError, match=r"another shape.*make run-cluster"):
+        KafkaBroker(cluster).check_same_cluster()
+
+    mixed = load_settings(runtime_dir=tmp_path / "mixed", kafka_bootstrap_servers=three_nodes)
+    nodes = KafkaBroker(mixed).nodes
+    formatted_node(nodes[0], "AAAAAAAAAAAAAAAAAAAAAA", voters_of=mixed)
+    formatted_node(nodes[1], "BBBBBBBBBBBBBBBBBBBBBB", voters_of=mixed)
+    with pytest.raises(RuntimeError, match="cluster ids"):
+        KafkaBroker(mixed).check_same_cluster()
