@@ -19,10 +19,12 @@ def connector_jars(jars_dir: Path) -> list[str]:
 
 
 def spark_defaults(config: Settings = settings) -> str:
-    """spark-defaults.conf for `spark-submit --properties-file`: the same jars and Delta settings."""
+    """spark-defaults.conf for `spark-submit --properties-file`: the same master (spark-submit's `--master`
+    overrides it), memory, jars and Delta settings as a session `build_spark` builds."""
     return "\n".join(
         [
             f"spark.jars {','.join(connector_jars(config.spark_jars_dir))}",
+            f"spark.master {config.spark_master}",
             f"spark.driver.memory {config.spark_driver_memory}",
             f"spark.executor.memory {config.spark_executor_memory}",
             "spark.sql.extensions io.delta.sql.DeltaSparkSessionExtension",
@@ -46,19 +48,23 @@ def submitted() -> bool:
 
 
 def build_spark(app_name: str, config: Settings = settings) -> SparkSession:
-    """A local (or SPARK_MASTER) session, in a process whose local time is UTC (`use_utc`). Under
-    spark-submit the jars are the submitted ones (its --jars or properties file), not SPARK_JARS_DIR's:
-    Spark's launch script reuses that variable for its own jars folder, so a driver it starts sees pyspark's
-    jars there, and executors on a cluster would get those instead of the connectors."""
+    """A SPARK_MASTER session, in a process whose local time is UTC (`use_utc`).
+
+    Under spark-submit, spark-submit decides the master, the memory and the jars (its flags, then its
+    properties file, e.g. build/spark-defaults.conf): a builder's settings would override its `--master`.
+    The jars must not come from SPARK_JARS_DIR there: Spark's launch script reuses that variable for its own
+    jars folder, so executors on a cluster would get pyspark's jars instead of the connectors."""
     use_utc()
     builder = SparkSession.builder
     if not submitted():
-        builder = builder.config("spark.jars", ",".join(connector_jars(config.spark_jars_dir)))
+        builder = (
+            builder.master(config.spark_master)
+            .config("spark.jars", ",".join(connector_jars(config.spark_jars_dir)))
+            .config("spark.driver.memory", config.spark_driver_memory)
+            .config("spark.executor.memory", config.spark_executor_memory)
+        )
     builder = (
         builder.appName(app_name)
-        .master(config.spark_master)
-        .config("spark.driver.memory", config.spark_driver_memory)
-        .config("spark.executor.memory", config.spark_executor_memory)
         .config("spark.driver.host", config.spark_driver_host)
         .config("spark.driver.bindAddress", config.spark_driver_host)
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")

@@ -102,9 +102,18 @@ def test_the_job_reads_spark_timestamps_as_utc_whatever_the_machines_time_zone(m
 
 
 def test_cluster_mode_is_settings_only_and_an_environment_variable_wins(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "SPARK_MASTER"):  # the tests' own, from tests/conftest.py
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KAFKA_MIN_INSYNC_REPLICAS", "3")
     config = cluster_settings()
     assert config.kafka_bootstrap_servers == "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096"
     assert (config.kafka_replication_factor, config.kafka_min_insync_replicas) == (3, 3)
     assert config.spark_master == "spark://127.0.0.1:7077"
+
+
+def test_the_properties_file_for_spark_submit_names_the_master_and_the_memory() -> None:
+    from spark_jobs.session import spark_defaults
+
+    config = load_settings(spark_master="spark://127.0.0.1:7077", spark_executor_memory="384m")
+    lines = spark_defaults(config).splitlines()
+    assert {"spark.master spark://127.0.0.1:7077", "spark.executor.memory 384m"} <= set(lines)
