@@ -119,4 +119,8 @@ def test_the_cluster_has_the_shape_of_the_local_cluster_mode() -> None:
     assert int(application["KAFKA_MIN_INSYNC_REPLICAS"]) == CLUSTER_DEFAULTS["kafka_min_insync_replicas"]
     created = " ".join(SERVICES["kafka-init"]["command"])
     assert created.count("--replication-factor 3 --config min.insync.replicas=2") == 2
+    assert created.count("--bootstrap-server kafka:29092,kafka-2:29092,kafka-3:29092") == 2
+    # Each node's data lives in its volume, not in the container's /tmp (the image's default log dir).
+    for name, node in zip(("kafka", "kafka-2", "kafka-3"), nodes, strict=True):
+        assert SERVICES[name]["volumes"] == [f"{name}-data:{node['KAFKA_LOG_DIRS']}"]
     assert SERVICES["spark-worker"]["deploy"]["replicas"] == 2
