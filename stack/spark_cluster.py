@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 # The heap of the master and of each worker daemon (not of the executors a worker launches: those get
-# SPARK_EXECUTOR_MEMORY each). Spark's default is 1g; here a daemon tracks two workers and one application.
-DAEMON_MEMORY = "128m"
+# SPARK_EXECUTOR_MEMORY each). Spark's default is 1g; a daemon only tracks a few executors. (128m left their
+# resident memory where it was, about 220 MiB: the JVM's own classes and threads, not the heap.)
+DAEMON_MEMORY = "256m"
 
 
 def master_address(settings: Settings) -> tuple[str, int]:
