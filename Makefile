@@ -29,7 +29,7 @@ MVN := mvn -B -q
 CHROMEDRIVER := /usr/bin/chromedriver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: lock setup run up down status test test-unit test-integration lint bench bench-mongo-servers check backfill \
+.PHONY: lock setup run run-cluster up down status test test-unit test-integration lint bench bench-mongo-servers bench-cluster check backfill \
 	reset-checkpoint clean distclean
 
 setup: $(VENV)/.installed build/jars/kafka/.copied build/jars/spark/.copied $(MONGO_SERVER_BIN_$(MONGO_SERVER)) \
@@ -101,6 +101,11 @@ build/spark-defaults.conf: build/jars/spark/.copied $(VENV)/.installed
 run: setup
 	$(PY) -m stack run
 
+# The same on a cluster on 127.0.0.1: three Kafka nodes (replication 3, min.insync.replicas 2), a Spark
+# standalone master and two workers, the job submitted to them (README.md, "Running on a cluster").
+run-cluster: setup
+	$(PY) -m stack run --cluster
+
 up: setup
 	$(PY) -m stack up
 
@@ -134,6 +139,11 @@ bench: setup $(MONGO_CANDIDATES)
 # Every MongoDB-wire server candidate, installed and measured side by side (long: see bench/mongo_servers.py).
 bench-mongo-servers: setup $(MONGO_CANDIDATES)
 	$(PY) -m bench.mongo_servers --sizes 100000 1400000
+
+# The job's throughput on the cluster of `make run-cluster` beside local mode (each mode its own stack on the
+# default ports: run `make down` first).
+bench-cluster: setup
+	$(PY) -m bench.cluster_throughput --products 100000
 
 # Do Kafka, bronze, silver, MongoDB and gold agree? (run while the job is idle)
 check: setup

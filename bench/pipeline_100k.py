@@ -16,6 +16,7 @@ import os
 import sys
 import time
 import uuid
+from pathlib import Path
 
 from client import api_client
 from dataset.generate import write_dataset
@@ -40,30 +41,29 @@ def bench_settings(name: str) -> Settings:
     )
 
 
-def load(products: int, seed: int) -> tuple[Settings, float, float]:
-    """Returns the run's settings, client records/s and job rows/s."""
-    config = bench_settings(uuid.uuid4().hex[:8])
-    data = write_dataset(PROJECT_ROOT / "var" / "bench" / "data", products, 248, seed)
-    stack = LocalStack(config, instance="bench")
-    stack.kafka.start()
-    stack.mongo.start()
-    stack.start_api()
+def send(stack: LocalStack, data: tuple[Path, Path]) -> tuple[int, float]:
+    """`client/api_client.py` sends the files to the stack's API (already started); returns the records sent
+    and the seconds it took."""
     started = time.monotonic()
-    summary = api_client.run(data[0], data[1], config.api_url, show_progress=False)
-    client_seconds = time.monotonic() - started
-    stack.stop_applications()
+    summary = api_client.run(data[0], data[1], stack.settings.api_url, show_progress=False)
+    seconds = time.monotonic() - started
     assert summary.ok, summary.rejected[:3]
-    print(
-        f"client -> API -> Kafka: {summary.sent:,} records in {client_seconds:.1f}s "
-        f"= {summary.sent / client_seconds:,.0f} records/s"
-    )
+    rate = summary.sent / seconds
+    print(f"client -> API -> Kafka: {summary.sent:,} records in {seconds:.1f}s = {rate:,.0f} records/s")
+    return summary.sent, seconds
 
+
+def time_job(stack: LocalStack, records: int, products: int) -> tuple[float, float]:
+    """Starts the streaming job on the topics already filled and waits until MongoDB holds all `products` with
+    lag 0; returns the seconds until then and until the job wrote its first status to MongoDB (its
+    start-up: the Spark session, the connections, the query started)."""
+    config = stack.settings
     db = serving_db(config)
     started = time.monotonic()
     stack.start_job()
     status = db[catalog.PIPELINE_STATUS.name]
     assert wait_until(lambda: status.find_one() is not None, 600), stack.process("job").log_tail()
-    first_batch = time.monotonic() - started
+    start_up = time.monotonic() - started
 
     def done() -> bool:
         lag = lag_per_topic(config)
@@ -71,14 +71,27 @@ def load(products: int, seed: int) -> tuple[Settings, float, float]:
         return lag is not None and sum(lag.values()) == 0 and served == products
 
     assert wait_until(done, 1800, interval=2), stack.process("job").log_tail()
-    job_seconds = time.monotonic() - started
+    seconds = time.monotonic() - started
     stack.stop_applications()
-    rows = summary.sent
     print(
-        f"Kafka -> Spark -> Delta -> MongoDB: {rows:,} rows in {job_seconds:.1f}s = {rows / job_seconds:,.0f} rows/s "
-        f"(start-up and first batch {first_batch:.1f}s)"
+        f"Kafka -> Spark -> Delta -> MongoDB: {records:,} rows in {seconds:.1f}s = {records / seconds:,.0f} rows/s "
+        f"(start-up {start_up:.1f}s)"
     )
-    return config, summary.sent / client_seconds, rows / job_seconds
+    return seconds, start_up
+
+
+def load(products: int, seed: int) -> Settings:
+    """Sends N generated products with the job stopped, then times the job over them; returns the settings."""
+    config = bench_settings(uuid.uuid4().hex[:8])
+    data = write_dataset(PROJECT_ROOT / "var" / "bench" / "data", products, 248, seed)
+    stack = LocalStack(config, instance="bench")
+    stack.kafka.start()
+    stack.mongo.start()
+    stack.start_api()
+    records, _ = send(stack, data)
+    stack.stop_applications()
+    time_job(stack, records, products)
+    return config
 
 
 def render_seconds(config: Settings, repeats: int = 3) -> float:
@@ -107,8 +120,8 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    big, _, _ = load(args.products, args.seed)
-    small, _, _ = load(2_000, 42)
+    big = load(args.products, args.seed)
+    small = load(2_000, 42)
     big_render, small_render = render_seconds(big), render_seconds(small)
     print(
         f"dashboard main page: {big_render:.2f}s with {args.products:,} products, {small_render:.2f}s with 2,000 "

@@ -92,6 +92,23 @@ class KafkaAdmin:
         with self._failing_as("listing", ()):
             return set(self._metadata().topics)
 
+    def broker_ids(self) -> set[int]:
+        """Node ids of the brokers the cluster's metadata lists now (a killed broker drops out)."""
+        with self._failing_as("listing the brokers of", ()):
+            return set(self._metadata().brokers)
+
+    def in_sync_replicas(self, topics: Iterable[str]) -> dict[tuple[str, int], set[int]]:
+        """(topic, partition) -> node ids of its in-sync replicas; absent topics are left out."""
+        names = list(topics)
+        with self._failing_as("describing the replicas of", names):
+            metadata = self._metadata()
+            return {
+                (name, partition.id): set(partition.isrs)
+                for name in names
+                if name in metadata.topics
+                for partition in metadata.topics[name].partitions.values()
+            }
+
     def create_topics(self, topics: Sequence[NewTopic]) -> list[str]:
         """Create those of `topics` that do not exist yet and wait until the broker has them.
 

@@ -7,6 +7,7 @@ or on a real cluster, e.g. KAFKA_BOOTSTRAP_SERVERS=broker1:9092,broker2:9092.
 
 from __future__ import annotations
 
+import os
 import socket
 from functools import cached_property
 from pathlib import Path
@@ -32,6 +33,9 @@ class Settings(BaseSettings):
     kafka_topic_idempotency: str = "ingest-idempotency"
     kafka_topic_partitions: int = Field(3, gt=0)
     kafka_replication_factor: int = Field(1, gt=0)
+    # Replicas that must have a record before the broker acknowledges it (acks=all): with 3 replicas and 2,
+    # one broker may be down and every acknowledged record is still on two.
+    kafka_min_insync_replicas: int = Field(1, gt=0)
     kafka_delivery_timeout_seconds: float = Field(10.0, gt=0)
     # The prefix of the API's transactional ids; empty means "api-<host>-<port>". Each API process adds its
     # pid and a random part, so processes sharing it never fence each other (api_ingest/producer.py).
@@ -59,6 +63,11 @@ class Settings(BaseSettings):
 
     spark_master: str = "local[2]"
     spark_driver_memory: str = "1g"
+    # Each executor's heap on a Spark cluster (SPARK_MASTER spark://...); unused in local mode.
+    spark_executor_memory: str = "512m"
+    # The standalone master's web UI (Spark's own variable of that name), which also tells the stack which
+    # workers are alive; the stack's cluster only (stack/spark_cluster.py).
+    spark_master_webui_port: int = 8090
     spark_driver_host: str = "127.0.0.1"
     spark_jars_dir: Path = PROJECT_ROOT / "build" / "jars" / "spark"
     stream_trigger_seconds: float = Field(2.0, gt=0)
@@ -117,6 +126,24 @@ def settings_env(config: Settings) -> dict[str, str]:
         for name, value in config.model_dump().items()
         if value is not None and not isinstance(value, dict)
     }
+
+
+# `python -m stack up --cluster`: three Kafka nodes on loopback (each its controller on the port after its
+# broker's), topics on all three with two in sync, and a Spark standalone master. An environment variable of
+# the same name wins, as for every setting.
+CLUSTER_DEFAULTS: dict[str, object] = {
+    "kafka_bootstrap_servers": "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096",
+    "kafka_replication_factor": 3,
+    "kafka_min_insync_replicas": 2,
+    "spark_master": "spark://127.0.0.1:7077",
+}
+
+
+def cluster_settings(**overrides: object) -> Settings:
+    """Settings for cluster mode: CLUSTER_DEFAULTS where the environment does not set the variable, then
+    `overrides` on top."""
+    defaults = {name: value for name, value in CLUSTER_DEFAULTS.items() if name.upper() not in os.environ}
+    return load_settings(**(defaults | overrides))
 
 
 def load_settings(**overrides: object) -> Settings:

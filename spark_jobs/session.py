@@ -19,11 +19,14 @@ def connector_jars(jars_dir: Path) -> list[str]:
 
 
 def spark_defaults(config: Settings = settings) -> str:
-    """spark-defaults.conf for `spark-submit --properties-file`: the same jars and Delta settings."""
+    """spark-defaults.conf for `spark-submit --properties-file`: the same master (spark-submit's `--master`
+    overrides it), memory, jars and Delta settings as a session `build_spark` builds."""
     return "\n".join(
         [
             f"spark.jars {','.join(connector_jars(config.spark_jars_dir))}",
+            f"spark.master {config.spark_master}",
             f"spark.driver.memory {config.spark_driver_memory}",
+            f"spark.executor.memory {config.spark_executor_memory}",
             "spark.sql.extensions io.delta.sql.DeltaSparkSessionExtension",
             "spark.sql.catalog.spark_catalog org.apache.spark.sql.delta.catalog.DeltaCatalog",
             "",
@@ -39,15 +42,29 @@ def use_utc() -> None:
     time.tzset()
 
 
+def submitted() -> bool:
+    """True in a Python driver that spark-submit started (it hands the driver its gateway's port)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
 def build_spark(app_name: str, config: Settings = settings) -> SparkSession:
-    """A local (or SPARK_MASTER) session, in a process whose local time is UTC (`use_utc`). Under
-    spark-submit the jars may already be on the classpath."""
+    """A SPARK_MASTER session, in a process whose local time is UTC (`use_utc`).
+
+    Under spark-submit, spark-submit decides the master, the memory and the jars (its flags, then its
+    properties file, e.g. build/spark-defaults.conf): a builder's settings would override its `--master`.
+    The jars must not come from SPARK_JARS_DIR there: Spark's launch script reuses that variable for its own
+    jars folder, so executors on a cluster would get pyspark's jars instead of the connectors."""
     use_utc()
+    builder = SparkSession.builder
+    if not submitted():
+        builder = (
+            builder.master(config.spark_master)
+            .config("spark.jars", ",".join(connector_jars(config.spark_jars_dir)))
+            .config("spark.driver.memory", config.spark_driver_memory)
+            .config("spark.executor.memory", config.spark_executor_memory)
+        )
     builder = (
-        SparkSession.builder.appName(app_name)
-        .master(config.spark_master)
-        .config("spark.jars", ",".join(connector_jars(config.spark_jars_dir)))
-        .config("spark.driver.memory", config.spark_driver_memory)
+        builder.appName(app_name)
         .config("spark.driver.host", config.spark_driver_host)
         .config("spark.driver.bindAddress", config.spark_driver_host)
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")

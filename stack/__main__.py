@@ -13,22 +13,22 @@ from pymongo.errors import PyMongoError
 
 from lakehouse import serving
 from lakehouse.mongo import serving_db
-from lakehouse.settings import load_settings
+from lakehouse.settings import cluster_settings, load_settings
 from spark_jobs.progress import lag_per_topic
 from spark_jobs.supervisor import read_status, status_lines
 from stack.pipeline import run_pipeline
-from stack.services import ALL_SERVICES, LocalStack, process_tree_rss
+from stack.services import ALL_SERVICES, CLUSTER_SERVICES, LocalStack, MemorySampler, process_tree_rss
 
 
 def _status(stack: LocalStack) -> None:
     running = stack.running()
     total = 0
-    for name in ALL_SERVICES:
+    for name in dict.fromkeys([*ALL_SERVICES, *running]):
         pid = running.get(name)
         rss = process_tree_rss(pid) if pid else 0
         total += rss
-        print(f"{name:10} {'pid ' + str(pid) if pid else 'stopped':12} {rss / 2**20:8.0f} MiB")
-    print(f"{'total':10} {'':12} {total / 2**20:8.0f} MiB")
+        print(f"{name:14} {'pid ' + str(pid) if pid else 'stopped':12} {rss / 2**20:8.0f} MiB")
+    print(f"{'total':14} {'':12} {total / 2**20:8.0f} MiB")
     _print_pipeline(stack)
 
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start services (all by default)")
-    up.add_argument("services", nargs="*", default=list(ALL_SERVICES), help=", ".join(ALL_SERVICES))
+    up.add_argument("services", nargs="*", help=", ".join(CLUSTER_SERVICES) + " (spark with --cluster only)")
     commands.add_parser("down", help="stop every process the stack started, by pid")
     stop = commands.add_parser("stop", help="stop some services, e.g. `stop job` before a backfill")
     stop.add_argument("services", nargs="+", choices=ALL_SERVICES)
@@ -68,15 +68,22 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--exit-after-ingest", action="store_true", help="stop the stack once the sample and its price history are in"
     )
+    for command in (up, run):
+        command.add_argument(
+            "--cluster",
+            action="store_true",
+            help="three Kafka nodes and a Spark standalone cluster on 127.0.0.1 (README: Running on a cluster)",
+        )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    stack = LocalStack(load_settings())
+    cluster = getattr(args, "cluster", False)
+    stack = LocalStack(cluster_settings() if cluster else load_settings(), cluster=cluster)
     if args.command == "up":
-        unknown = set(args.services) - set(ALL_SERVICES)
+        unknown = set(args.services) - set(stack.services)
         if unknown:
-            parser.error(f"unknown service(s) {', '.join(sorted(unknown))}; choose from {', '.join(ALL_SERVICES)}")
-        stack.up(args.services)
+            parser.error(f"unknown service(s) {', '.join(sorted(unknown))}; choose from {', '.join(stack.services)}")
+        stack.up(args.services or None)
     elif args.command == "down":
         stopped = stack.down()
         print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
@@ -93,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
 def _run(stack: LocalStack, exit_after_ingest: bool) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        ok = run_pipeline(stack)
+        with MemorySampler(stack) as memory:
+            ok = run_pipeline(stack)
+        print(f"memory peak (RSS of every process started, summed): {memory.peak / 2**30:.2f} GiB", flush=True)
         if exit_after_ingest or not ok:
             return 0 if ok else 1
         print("Running. Ctrl-C (or `make down` in another shell) stops everything.", flush=True)

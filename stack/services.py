@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
-from collections.abc import Iterable
+import threading
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 import httpx
@@ -14,13 +16,18 @@ import psutil
 from lakehouse.settings import PROJECT_ROOT, Settings, settings_env
 from stack.kafka import KafkaBroker
 from stack.mongo import MongoServer
-from stack.processes import ServiceProcess, wait_until
+from stack.processes import ServiceProcess, stop_together, wait_until
+from stack.spark_cluster import SparkStandalone
 
 log = logging.getLogger(__name__)
 
 INFRASTRUCTURE = ("kafka", "mongo")
 APPLICATIONS = ("api", "job", "dashboard")
 ALL_SERVICES = INFRASTRUCTURE + APPLICATIONS
+# Cluster mode adds the Spark standalone cluster; its processes and the extra Kafka nodes are found by their
+# pid files, so `make down` stops them whichever mode started them.
+CLUSTER_SERVICES = (*INFRASTRUCTURE, "spark", *APPLICATIONS)
+CLUSTER_PROCESS = re.compile(r"spark-master|spark-worker-\d+|kafka(-\d+)?")
 
 
 def _http_ok(url: str) -> bool:
@@ -31,9 +38,11 @@ def _http_ok(url: str) -> bool:
 
 
 class LocalStack:
-    """`instance` suffixes the application processes' names, so tests can run several side by side."""
+    """`instance` suffixes the application processes' names, so tests can run several side by side.
+    `cluster` adds a Spark standalone cluster at SPARK_MASTER (service `spark`) and submits the job to it;
+    Kafka has one node per address of KAFKA_BOOTSTRAP_SERVERS in either mode."""
 
-    def __init__(self, settings: Settings, instance: str = "") -> None:
+    def __init__(self, settings: Settings, instance: str = "", cluster: bool = False) -> None:
         self.settings = settings
         self.instance = instance
         self.kafka = KafkaBroker(settings)
@@ -46,19 +55,27 @@ class LocalStack:
             "PYSPARK_PYTHON": self.python,
             # Spark's UI binds to SPARK_LOCAL_IP (else every interface); the local stack serves loopback only.
             "SPARK_LOCAL_IP": settings.spark_driver_host,
+            # This checkout's modules, for `spark-submit spark_jobs/...` (whose sys.path starts at spark_jobs/)
+            # and for the Python workers of executors, which run in a worker's folder.
+            "PYTHONPATH": str(PROJECT_ROOT),
         }
+        self.spark = SparkStandalone(settings, self.env) if cluster else None
+        self.services = CLUSTER_SERVICES if self.spark else ALL_SERVICES
 
     def process(self, name: str) -> ServiceProcess:
         if name in APPLICATIONS and self.instance:
             name = f"{name}-{self.instance}"
         return ServiceProcess(name, self.settings.runtime_dir)
 
-    def up(self, services: Iterable[str] = ALL_SERVICES) -> None:
-        wanted = set(services)
+    def up(self, services: Iterable[str] | None = None) -> None:
+        """Start `services` (names of `self.services`; all of them by default) that are not running."""
+        wanted = set(self.services if services is None else services)
         if "kafka" in wanted:
             self.kafka.start()
         if "mongo" in wanted:
             self.mongo.start()
+        if "spark" in wanted and self.spark:
+            self.spark.start()
         if "api" in wanted:
             self.start_api()
         if "job" in wanted:
@@ -87,10 +104,13 @@ class LocalStack:
             raise RuntimeError(f"the API did not start in {timeout:.0f}s:\n{process.log_tail()}")
 
     def start_job(self, spark_submit: bool = False) -> None:
-        """The streaming job, as `python -m` or, as a user would run it, through `spark-submit`."""
-        if spark_submit:
+        """The streaming job, as `python -m` or, as a user would run it, through `spark-submit`; always
+        through `spark-submit --master SPARK_MASTER` on a cluster."""
+        if spark_submit or self.spark:
             command = [
                 str(Path(self.python).parent / "spark-submit"),
+                "--master",
+                self.settings.spark_master,
                 "--properties-file",
                 str(PROJECT_ROOT / "build" / "spark-defaults.conf"),
                 "spark_jobs/streaming_job.py",
@@ -127,12 +147,27 @@ class LocalStack:
     def stop_applications(self) -> list[str]:
         return [name for name in reversed(APPLICATIONS) if self.process(name).stop()]
 
+    def infrastructure(self) -> list[ServiceProcess]:
+        """The infrastructure's processes in the order they are stopped: Spark workers, the Spark master, the
+        Kafka nodes (the last first), the MongoDB-wire server; cluster ones as their pid files show."""
+        pid_files = (self.settings.runtime_dir / "pids").glob("*.pid")
+        started = sorted((path.stem for path in pid_files if CLUSTER_PROCESS.fullmatch(path.stem)), reverse=True)
+        return [ServiceProcess(name, self.settings.runtime_dir) for name in [*started, "mongo"]]
+
     def down(self) -> list[str]:
-        """Stop every process this stack started, applications first; returns the names stopped."""
-        return self.stop_applications() + [name for name in reversed(INFRASTRUCTURE) if self.process(name).stop()]
+        """Stop every process this stack started: applications, Spark, the Kafka nodes together, MongoDB;
+        returns the names stopped."""
+        processes = self.infrastructure()
+        kafka = [process for process in processes if process.name.startswith("kafka")]
+        one_by_one = [process for process in processes if process not in kafka]
+        spark, mongo = one_by_one[:-1], one_by_one[-1]
+        stopped = self.stop_applications() + [process.name for process in spark if process.stop()]
+        return stopped + stop_together(kafka) + ([mongo.name] if mongo.stop() else [])
 
     def running(self) -> dict[str, int]:
-        return {name: pid for name in ALL_SERVICES if (pid := self.process(name).pid()) is not None}
+        """name -> pid of every process of this stack that runs (the applications of this instance)."""
+        processes = [self.process(name) for name in APPLICATIONS] + self.infrastructure()
+        return {process.name: pid for process in processes if (pid := process.pid()) is not None}
 
 
 def process_tree_rss(pid: int) -> int:
@@ -153,3 +188,33 @@ def _rss(process: psutil.Process) -> int:
         return process.memory_info().rss
     except (psutil.NoSuchProcess, psutil.AccessDenied):  # ZombieProcess is a NoSuchProcess
         return 0
+
+
+class MemorySampler:
+    """Peak resident memory (bytes, `peak`) of every running process of `stacks` with their descendants
+    (executors, Python workers), sampled every `interval` seconds between `__enter__` and `__exit__`;
+    `peak_by_process` is each process's share at that peak. Pids in `leave_out` are not counted."""
+
+    def __init__(self, *stacks: LocalStack, interval: float = 0.5, leave_out: Collection[int | None] = ()) -> None:
+        self.stacks = stacks
+        self.interval = interval
+        self.leave_out = set(leave_out)
+        self.peak = 0
+        self.peak_by_process: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            running = {pid: name for stack in self.stacks for name, pid in stack.running().items()}
+            shares = {name: process_tree_rss(pid) for pid, name in running.items() if pid not in self.leave_out}
+            if sum(shares.values()) > self.peak:
+                self.peak, self.peak_by_process = sum(shares.values()), shares
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()

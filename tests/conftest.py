@@ -14,6 +14,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEST_ENVIRONMENT = {
     "RUNTIME_DIR": str(PROJECT_ROOT / "var" / "test"),
     "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",
+    # A user's exported SPARK_MASTER (README: Running on a cluster) would send every test's Spark to that cluster.
+    "SPARK_MASTER": "local[2]",
     "MONGO_URI": "mongodb://127.0.0.1:27117/",
     "API_PORT": "18000",
     "API_URL": "http://127.0.0.1:18000",

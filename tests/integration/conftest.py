@@ -3,7 +3,6 @@ and per test its own topics, database, lakehouse folder, API process and streami
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from lakehouse.mongo import mongo_client, serving_db
 from lakehouse.settings import Settings, load_settings
 from spark_jobs.progress import lag_per_topic
 from stack.processes import wait_until
-from stack.services import LocalStack, process_tree_rss
+from stack.services import LocalStack
 
 pytestmark = pytest.mark.integration
 
@@ -75,9 +74,10 @@ class Pipeline:
 
 @contextmanager
 def running_pipeline(
-    infrastructure: LocalStack, folder: Path, start_job: bool = True, **overrides: object
+    infrastructure: LocalStack, folder: Path, start_job: bool = True, cluster: bool = False, **overrides: object
 ) -> Iterator[Pipeline]:
-    """Its own topics, database and lakehouse; the API and the streaming job as real processes."""
+    """Its own topics, database and lakehouse; the API and the streaming job as real processes (the job
+    submitted to the Spark cluster at SPARK_MASTER with `cluster`)."""
     run_id = uuid.uuid4().hex[:8]
     names: dict[str, object] = {
         "kafka_topic_products": f"ingest-product-{run_id}",
@@ -90,7 +90,7 @@ def running_pipeline(
         "runtime_dir": infrastructure.settings.runtime_dir,
     }
     config = load_settings(**(names | overrides))
-    stack = LocalStack(config, instance=run_id)
+    stack = LocalStack(config, instance=run_id, cluster=cluster)
     stack.kafka.create_topics()
     stack.start_api()
     if start_job:
@@ -131,27 +131,3 @@ def committed_keys(bootstrap_servers: str, topic: str) -> Counter[bytes]:
     """How many times each key is in `topic`, as a read_committed reader (the streaming job) sees it."""
     ends = topic_ends(bootstrap_servers, topic, 10)
     return Counter(message.key() for message in read_committed(bootstrap_servers, ends, 120, "tests"))
-
-
-class MemorySampler:
-    """Peak resident memory of every process of the local stack, sampled while a test runs."""
-
-    def __init__(self, stack: LocalStack, pipeline_stack: LocalStack, interval: float = 0.5) -> None:
-        self.stacks = (stack, pipeline_stack)
-        self.interval = interval
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            pids = {pid for s in self.stacks for pid in s.running().values()}
-            self.peak = max(self.peak, sum(process_tree_rss(pid) for pid in pids))
-
-    def __enter__(self) -> MemorySampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()

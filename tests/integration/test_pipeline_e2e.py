@@ -11,8 +11,9 @@ from client import api_client
 from client.transformer import Record, read_categories, read_products
 from lakehouse import catalog
 from stack.processes import wait_until
+from stack.services import MemorySampler
 from tests.conftest import SAMPLE_DATASET
-from tests.integration.conftest import MemorySampler, Pipeline
+from tests.integration.conftest import Pipeline
 
 pytestmark = pytest.mark.integration
 

@@ -88,7 +88,7 @@ def test_applications_use_the_same_variable_names_as_local_mode() -> None:
     for name in ("api", "spark-job", "dashboard", "jupyter"):
         environment = SERVICES[name]["environment"]
         assert set(environment) <= known, set(environment) - known
-        assert environment["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:29092"
+        assert environment["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:29092,kafka-2:29092,kafka-3:29092"
         assert environment["API_KEY"].startswith("${API_KEY:?"), "the API key is required, never defaulted"
 
 
@@ -104,3 +104,23 @@ def test_ingest_topics_are_stamped_by_the_broker_as_in_the_local_stack() -> None
     created = " ".join(SERVICES["kafka-init"]["command"])
     assert created.count("--config message.timestamp.type=LogAppendTime") == 1  # in the loop over the 3 topics
     assert INGEST_TOPIC_CONFIG == {"message.timestamp.type": "LogAppendTime"}
+
+
+def test_the_cluster_has_the_shape_of_the_local_cluster_mode() -> None:
+    """Three KRaft nodes voting in one quorum, topics on three with two in sync, a master and two workers."""
+    from lakehouse.settings import CLUSTER_DEFAULTS
+
+    nodes = [SERVICES[name]["environment"] for name in ("kafka", "kafka-2", "kafka-3")]
+    assert [node["KAFKA_NODE_ID"] for node in nodes] == [1, 2, 3]
+    assert {node["KAFKA_CONTROLLER_QUORUM_VOTERS"] for node in nodes} == {"1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"}
+    assert len({node["CLUSTER_ID"] for node in nodes}) == 1
+    application = SERVICES["api"]["environment"]
+    assert int(application["KAFKA_REPLICATION_FACTOR"]) == CLUSTER_DEFAULTS["kafka_replication_factor"]
+    assert int(application["KAFKA_MIN_INSYNC_REPLICAS"]) == CLUSTER_DEFAULTS["kafka_min_insync_replicas"]
+    created = " ".join(SERVICES["kafka-init"]["command"])
+    assert created.count("--replication-factor 3 --config min.insync.replicas=2") == 2
+    assert created.count("--bootstrap-server kafka:29092,kafka-2:29092,kafka-3:29092") == 2
+    # Each node's data lives in its volume, not in the container's /tmp (the image's default log dir).
+    for name, node in zip(("kafka", "kafka-2", "kafka-3"), nodes, strict=True):
+        assert SERVICES[name]["volumes"] == [f"{name}-data:{node['KAFKA_LOG_DIRS']}"]
+    assert SERVICES["spark-worker"]["deploy"]["replicas"] == 2

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -17,8 +18,14 @@ from lakehouse.kafka_admin import (
     missing_topics,
     partitions_of,
 )
-from lakehouse.settings import load_settings
-from stack.kafka import IDEMPOTENCY_TOPIC_CONFIG, project_topics
+from lakehouse.settings import Settings, cluster_settings, load_settings
+from stack.kafka import (
+    IDEMPOTENCY_TOPIC_CONFIG,
+    KafkaBroker,
+    KafkaNode,
+    project_topics,
+    server_properties,
+)
 
 
 def closed_port() -> str:
@@ -58,10 +65,27 @@ def test_project_topics_are_broker_stamped_partitioned_ones_and_the_compacted_ke
     topics = {topic.topic: topic for topic in project_topics(config)}
     assert sorted(topics) == ["ingest-category", "ingest-idempotency", "ingest-product", "processed-product"]
     assert [topics[name].num_partitions for name in sorted(topics)] == [4, 1, 4, 4]
-    assert topics["ingest-idempotency"].config == IDEMPOTENCY_TOPIC_CONFIG
+    assert topics["ingest-idempotency"].config == IDEMPOTENCY_TOPIC_CONFIG | {"min.insync.replicas": "1"}
     # Record versions are the broker's append time (spark_jobs/topic_guard.py checks it).
     for name in ("ingest-product", "ingest-category", "processed-product"):
-        assert topics[name].config == {"message.timestamp.type": "LogAppendTime"}
+        assert topics[name].config == {"message.timestamp.type": "LogAppendTime", "min.insync.replicas": "1"}
+
+
+def test_cluster_topics_are_on_three_brokers_and_two_must_acknowledge() -> None:
+    topics = project_topics(cluster_settings())
+    assert {(topic.replication_factor, topic.config["min.insync.replicas"]) for topic in topics} == {(3, "2")}
+
+
+def test_each_cluster_node_votes_and_listens_on_its_own_ports() -> None:
+    config = cluster_settings(kafka_bootstrap_servers="127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096")
+    properties = dict(
+        line.split("=", 1) for line in server_properties(config, Path("/data"), node_id=2).splitlines() if line
+    )
+    assert properties["node.id"] == "2"
+    assert properties["controller.quorum.voters"] == "1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097"
+    assert properties["listeners"] == "PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095"
+    assert properties["min.insync.replicas"] == properties["transaction.state.log.min.isr"] == "2"
+    assert properties["offsets.topic.replication.factor"] == "3"
 
 
 def test_an_unreachable_cluster_fails_at_once_naming_the_servers_and_the_topic() -> None:
@@ -76,3 +100,27 @@ def test_an_unreachable_cluster_fails_at_once_naming_the_servers_and_the_topic()
     with pytest.raises(KafkaException, match=f"idempotency at {servers}"):  # what api_ingest catches
         topic_ends(servers, "idempotency", 30)
     assert time.monotonic() - started < 5, "a closed port must not wait for the timeout"
+
+
+def formatted_node(node: KafkaNode, cluster_id: str, voters_of: Settings) -> None:
+    """The files a started node leaves: its storage's meta.properties and its last server.properties."""
+    node.data_dir.mkdir(parents=True)
+    (node.data_dir / "meta.properties").write_text(f"version=1\ncluster.id={cluster_id}\nnode.id={node.node_id}\n")
+    (node.home / "server.properties").write_text(server_properties(voters_of, node.data_dir, node.node_id))
+
+
+def test_a_kafka_started_in_the_other_mode_or_with_mixed_cluster_ids_is_refused(tmp_path: Path) -> None:
+    three_nodes = "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096"
+    single = load_settings(runtime_dir=tmp_path / "single", kafka_bootstrap_servers="127.0.0.1:9092")
+    cluster = load_settings(runtime_dir=tmp_path / "single", kafka_bootstrap_servers=three_nodes)
+    formatted_node(KafkaBroker(single).nodes[0], "AAAAAAAAAAAAAAAAAAAAAA", voters_of=single)
+    KafkaBroker(single).check_same_cluster()
+    with pytest.raises(RuntimeError, match=r"another shape.*make run-cluster"):
+        KafkaBroker(cluster).check_same_cluster()
+
+    mixed = load_settings(runtime_dir=tmp_path / "mixed", kafka_bootstrap_servers=three_nodes)
+    nodes = KafkaBroker(mixed).nodes
+    formatted_node(nodes[0], "AAAAAAAAAAAAAAAAAAAAAA", voters_of=mixed)
+    formatted_node(nodes[1], "BBBBBBBBBBBBBBBBBBBBBB", voters_of=mixed)
+    with pytest.raises(RuntimeError, match="cluster ids"):
+        KafkaBroker(mixed).check_same_cluster()

@@ -37,6 +37,14 @@ def test_a_started_process_is_stopped_by_its_pid_file_with_its_children(tmp_path
     assert wait_until(lambda: not live_members_of_group(pid), timeout=5), live_members_of_group(pid)
 
 
+def test_started_processes_get_two_malloc_arenas_unless_told_otherwise(tmp_path: Path) -> None:
+    for name, env, expected in (("default", None, "2"), ("override", {"MALLOC_ARENA_MAX": "4"}, "4")):
+        service = ServiceProcess(name, tmp_path)
+        service.start(["bash", "-c", "echo arenas=$MALLOC_ARENA_MAX"], env=env)
+        assert wait_until(lambda service=service: service.log_file.read_text().endswith("\n"), timeout=5)
+        assert service.log_file.read_text().strip() == f"arenas={expected}"
+
+
 def test_stopping_what_is_not_running_is_harmless(tmp_path: Path) -> None:
     service = ServiceProcess("ghost", tmp_path)
     service.pid_file.parent.mkdir(parents=True)
@@ -64,3 +72,25 @@ def test_a_zombie_is_not_alive_and_a_reaped_process_is_gone() -> None:
     child.wait()
     assert not _not_zombie(child.pid)
     assert _not_zombie(os.getpid())
+
+
+def test_down_finds_the_cluster_processes_of_either_mode_by_their_pid_files(tmp_path: Path) -> None:
+    """`make down` (no --cluster) stops Spark and every Kafka node: workers, master, the nodes, then MongoDB."""
+    from lakehouse.settings import load_settings
+    from stack.services import LocalStack
+
+    (tmp_path / "pids").mkdir()
+    for name in ("kafka", "kafka-2", "kafka-3", "spark-master", "spark-worker-1", "spark-worker-2", "api", "other"):
+        (tmp_path / "pids" / f"{name}.pid").write_text(f"{NO_SUCH_PID}\n")
+    stack = LocalStack(load_settings(runtime_dir=tmp_path))
+    assert [process.name for process in stack.infrastructure()] == [
+        "spark-worker-2",
+        "spark-worker-1",
+        "spark-master",
+        "kafka-3",
+        "kafka-2",
+        "kafka",
+        "mongo",
+    ]
+    assert stack.down() == []
+    assert sorted(path.stem for path in (tmp_path / "pids").glob("*.pid")) == ["other"]

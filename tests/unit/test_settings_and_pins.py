@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from lakehouse.settings import DEFAULT_API_KEY, Settings, load_settings, settings_env
+from lakehouse.settings import DEFAULT_API_KEY, Settings, cluster_settings, load_settings, settings_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,3 +99,21 @@ def test_the_job_reads_spark_timestamps_as_utc_whatever_the_machines_time_zone(m
         assert TimestampType().fromInternal(1_764_000_000 * 1_000_000) == datetime(2025, 11, 24, 16, 0)
     finally:
         time.tzset()
+
+
+def test_cluster_mode_is_settings_only_and_an_environment_variable_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "SPARK_MASTER"):  # the tests' own, from tests/conftest.py
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KAFKA_MIN_INSYNC_REPLICAS", "3")
+    config = cluster_settings()
+    assert config.kafka_bootstrap_servers == "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096"
+    assert (config.kafka_replication_factor, config.kafka_min_insync_replicas) == (3, 3)
+    assert config.spark_master == "spark://127.0.0.1:7077"
+
+
+def test_the_properties_file_for_spark_submit_names_the_master_and_the_memory() -> None:
+    from spark_jobs.session import spark_defaults
+
+    config = load_settings(spark_master="spark://127.0.0.1:7077", spark_executor_memory="384m")
+    lines = spark_defaults(config).splitlines()
+    assert {"spark.master spark://127.0.0.1:7077", "spark.executor.memory 384m"} <= set(lines)
