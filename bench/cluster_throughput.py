@@ -25,6 +25,7 @@ from dataset.generate import write_dataset
 from lakehouse.net import host_port, port_open
 from lakehouse.settings import PROJECT_ROOT, Settings, cluster_settings, load_settings
 from stack.services import LocalStack, MemorySampler
+from stack.spark_cluster import master_address
 
 BENCH_DIR = PROJECT_ROOT / "var" / "bench"
 # Beside the default stack's and the tests' ports; the cluster's Kafka nodes are the local one and the next two.
@@ -73,7 +74,7 @@ def refuse_taken_ports(config: Settings) -> None:
     ports = [*kafka, *[(host, port + 1) for host, port in kafka], ("127.0.0.1", config.api_port)]
     ports.append(host_port(config.mongo_uri.split("//", 1)[1].rstrip("/"), 27017))
     if config.spark_master.startswith("spark://"):
-        master = host_port(config.spark_master.removeprefix("spark://"))
+        master = master_address(config)
         ports += [master, (master[0], config.spark_master_webui_port)]
     for host, port in ports:
         if port_open(host, port):

@@ -32,6 +32,17 @@ from lakehouse.net import any_bootstrap_reachable
 librdkafka_log = logging.getLogger(f"{__name__}.librdkafka")
 
 DEFAULT_TIMEOUT_S = 10.0
+# A partition's leadership is moving (a broker stopped or came back, a preferred leader took over): the
+# request succeeds once the cluster's metadata settles. Kafka's Java clients retry these; librdkafka hands
+# them to the caller of an admin call.
+LEADERSHIP_MOVING = {
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.FENCED_LEADER_EPOCH,
+    KafkaError.UNKNOWN_LEADER_EPOCH,
+    KafkaError.OFFSET_NOT_AVAILABLE,
+}
+RETRY_BACKOFF_S = 0.2
 LOG_APPEND_TIME = "LogAppendTime"
 
 # (topic, partition) -> offset
@@ -71,6 +82,12 @@ def partitions_of(metadata: ClusterMetadata, topics: Iterable[str]) -> list[Topi
         if topic in metadata.topics
         for partition in sorted(metadata.topics[topic].partitions)
     ]
+
+
+def leadership_moving(error: KafkaException) -> bool:
+    """True for an error that passes once a partition's new leader is known (LEADERSHIP_MOVING)."""
+    cause = error.args[0] if error.args else None
+    return isinstance(cause, KafkaError) and (cause.retriable() or cause.code() in LEADERSHIP_MOVING)
 
 
 def already_exists(error: KafkaException) -> bool:
@@ -137,12 +154,31 @@ class KafkaAdmin:
             if not partitions:
                 return {}
             deadline = time.monotonic() + self.timeout_s
-            futures = self._connected().list_offsets(
-                {partition: OffsetSpec.latest() for partition in partitions},
-                isolation_level=isolation,
-                request_timeout=self.timeout_s,
-            )
-            return {(tp.topic, tp.partition): _result(future, deadline).offset for tp, future in futures.items()}
+            offsets: Offsets = {}
+            while partitions:
+                futures = self._connected().list_offsets(
+                    {partition: OffsetSpec.latest() for partition in partitions},
+                    isolation_level=isolation,
+                    request_timeout=self.timeout_s,
+                )
+                partitions = self._moving(futures, offsets, deadline)
+            return offsets
+
+    @staticmethod
+    def _moving(futures: dict[TopicPartition, Future], offsets: Offsets, deadline: float) -> list[TopicPartition]:
+        """Puts each answered partition's offset into `offsets`; returns the partitions whose leadership is
+        moving, to ask again after a short pause. Raises their error once `deadline` has passed."""
+        moving = []
+        for partition, future in futures.items():
+            try:
+                offsets[(partition.topic, partition.partition)] = _result(future, deadline).offset
+            except KafkaException as error:
+                if not leadership_moving(error) or time.monotonic() >= deadline:
+                    raise
+                moving.append(partition)
+        if moving:
+            time.sleep(RETRY_BACKOFF_S)
+        return moving
 
     def topic_facts(self, topics: Iterable[str]) -> dict[str, TopicFacts]:
         """topic -> its id and timestamp type; a topic the cluster does not have is left out."""

@@ -87,6 +87,17 @@ class Settings(BaseSettings):
             raise ValueError(f"API_KEY must be changed outside local mode, got {DEFAULT_API_KEY!r}")
         return self
 
+    @model_validator(mode="after")
+    def _refuse_more_in_sync_replicas_than_replicas(self) -> Settings:
+        # Kafka accepts such a topic, then refuses every acks=all write to it (NOT_ENOUGH_REPLICAS): the API
+        # would answer 503 to everything.
+        if self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            raise ValueError(
+                f"KAFKA_MIN_INSYNC_REPLICAS={self.kafka_min_insync_replicas} is more than "
+                f"KAFKA_REPLICATION_FACTOR={self.kafka_replication_factor}: no write could be acknowledged"
+            )
+        return self
+
     @cached_property
     def lakehouse_dir(self) -> Path:
         return self.lakehouse_path or self.runtime_dir / "lakehouse"

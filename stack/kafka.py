@@ -118,6 +118,15 @@ def new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
 
 
+def read_property(path: Path, key: str) -> str | None:
+    """The value of `key` in a Java properties file of `key=value` lines; None without the file or the key."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    return next((line.split("=", 1)[1] for line in lines if line.startswith(f"{key}=")), None)
+
+
 class KafkaNode:
     """One broker+controller process: node 1's files in `<runtime>/kafka` and its pid as `kafka` (the
     single-node layout), node n's in `<runtime>/kafka-<n>` and `kafka-<n>`."""
@@ -137,22 +146,14 @@ class KafkaNode:
 
     def formatted_cluster_id(self) -> str | None:
         """The cluster id this node's storage was formatted with, or None before its first start."""
-        try:
-            lines = (self.data_dir / "meta.properties").read_text().splitlines()
-        except FileNotFoundError:
-            return None
-        return next((line.split("=", 1)[1] for line in lines if line.startswith("cluster.id=")), None)
+        return read_property(self.data_dir / "meta.properties", "cluster.id")
 
     def formatted_voters(self) -> str | None:
         """The quorum this node's storage was last started in (its server.properties), None before its first
         start. A KRaft node started with static voters cannot join another voter set."""
         if self.formatted_cluster_id() is None:
             return None
-        try:
-            lines = (self.home / "server.properties").read_text().splitlines()
-        except FileNotFoundError:
-            return None
-        return next((line.split("=", 1)[1] for line in lines if line.startswith("controller.quorum.voters=")), None)
+        return read_property(self.home / "server.properties", "controller.quorum.voters")
 
     def _write_config(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import socket
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -124,3 +125,47 @@ def test_a_kafka_started_in_the_other_mode_or_with_mixed_cluster_ids_is_refused(
     formatted_node(nodes[1], "BBBBBBBBBBBBBBBBBBBBBB", voters_of=mixed)
     with pytest.raises(RuntimeError, match="cluster ids"):
         KafkaBroker(mixed).check_same_cluster()
+
+
+def answered(offset: int | None, error: int | None = None) -> Future:
+    """A list_offsets future: the partition's end offset, or the broker's error code."""
+    future: Future = Future()
+    if error is None:
+        future.set_result(SimpleNamespace(offset=offset))
+    else:
+        future.set_exception(KafkaException(KafkaError(error)))
+    return future
+
+
+def test_end_offsets_ask_again_while_a_partitions_leadership_moves(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CI failure of the cluster test: right after a broker came back, list_offsets answered
+    UNKNOWN_LEADER_EPOCH for a partition whose preferred leader was taking over."""
+    first, second = TopicPartition("t", 0), TopicPartition("t", 1)
+    answers = [
+        {first: answered(10), second: answered(None, KafkaError.UNKNOWN_LEADER_EPOCH)},
+        {second: answered(None, KafkaError.NOT_LEADER_FOR_PARTITION)},
+        {second: answered(20)},
+    ]
+    asked: list[list[TopicPartition]] = []
+
+    def list_offsets(wanted: dict[TopicPartition, object], **_: object) -> dict[TopicPartition, Future]:
+        asked.append(list(wanted))
+        return answers[len(asked) - 1]
+
+    admin = KafkaAdmin("127.0.0.1:9")
+    monkeypatch.setattr(
+        admin, "_metadata", lambda: SimpleNamespace(topics={"t": SimpleNamespace(partitions={0: 0, 1: 1})})
+    )
+    monkeypatch.setattr(admin, "_connected", lambda: SimpleNamespace(list_offsets=list_offsets, poll=lambda _: 0))
+    assert admin.end_offsets(["t"]) == {("t", 0): 10, ("t", 1): 20}
+    assert asked == [[first, second], [second], [second]]
+
+
+def test_end_offsets_fail_at_once_on_other_errors_and_on_moving_leadership_after_the_timeout() -> None:
+    partition = TopicPartition("t", 0)
+    with pytest.raises(KafkaException, match="TOPIC_AUTHORIZATION_FAILED"):
+        KafkaAdmin._moving(
+            {partition: answered(None, KafkaError.TOPIC_AUTHORIZATION_FAILED)}, {}, time.monotonic() + 60
+        )
+    with pytest.raises(KafkaException, match="UNKNOWN_LEADER_EPOCH"):
+        KafkaAdmin._moving({partition: answered(None, KafkaError.UNKNOWN_LEADER_EPOCH)}, {}, time.monotonic() - 1)

@@ -40,6 +40,12 @@ def test_the_default_api_key_is_refused_outside_local_mode() -> None:
         Settings(environment="production", api_key=DEFAULT_API_KEY)
 
 
+def test_more_in_sync_replicas_than_replicas_is_refused() -> None:
+    assert Settings(kafka_replication_factor=3, kafka_min_insync_replicas=3).kafka_min_insync_replicas == 3
+    with pytest.raises(ValidationError, match="KAFKA_MIN_INSYNC_REPLICAS=2 is more than KAFKA_REPLICATION_FACTOR=1"):
+        Settings(kafka_min_insync_replicas=2)
+
+
 def _pom_properties() -> dict[str, str]:
     namespace = {"m": "http://maven.apache.org/POM/4.0.0"}
     properties = ET.parse(ROOT / "pom.xml").getroot().find("m:properties", namespace)
