@@ -9,13 +9,13 @@ job would have written:
 - every version given Kafka coordinates (partition 0, an offset per version) and a broker time: the base file
   `HISTORY_DAYS` days before now, then one day apart, the last day two hours before now; `_v` by
   transforms.record_version;
-- products (transforms.latest_per_key, enrich_with_categories, streaming_job.product_documents), categories,
+- products (transforms.latest_per_key, enrich_with_categories, serving_writer.product_documents), categories,
   price_history (trends.price_history), gold (gold.category_stats, price_buckets, rating_distribution,
   summary over the current state), gold_category_history (trends.category_history of gold.category_stats
   after each day, at the start of that day's trends bucket), gold_movers (trends.category_movers and
   product_movers ending now);
 - `EVENTS` pipeline_events (events.event_document, every 5 minutes up to now) and `QUARANTINED` quarantine
-  documents (streaming_job.quarantine_row);
+  documents (serving_writer.quarantine_row);
 - every index of the catalog, created before the documents are inserted, as the job's sink does.
 """
 
@@ -39,7 +39,7 @@ from lakehouse import catalog
 from lakehouse.settings import Settings
 from spark_jobs import events, gold, transforms, trends
 from spark_jobs.schemas import CATEGORY_SCHEMA, PRODUCT_SCHEMA
-from spark_jobs.streaming_job import category_documents, product_documents, quarantine_row
+from spark_jobs.serving_writer import category_documents, product_documents, quarantine_row
 
 CATEGORIES = 248
 HISTORY_DAYS = 5

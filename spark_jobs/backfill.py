@@ -4,7 +4,8 @@
     spark-submit --properties-file build/spark-defaults.conf spark_jobs/backfill.py \\
         --from-csv dataset/amazon_products.csv dataset/amazon_categories.csv
 
-Both run the streaming job's own steps (`IngestJob.apply`), so the result equals what streaming produces.
+Both run the streaming job's own pipeline (`pipeline.IngestPipeline.apply`, without the streaming job's progress
+listener), so the result equals what streaming produces.
 - `--from-bronze [PATH]` replays a bronze table (default: this lakehouse's) into LAKEHOUSE_PATH and
   MONGO_DB; `--reset` first empties the derived layers (silver, quarantine, gold, MongoDB collections), keeping
   gold's category history (past points cannot be recomputed from bronze).
@@ -45,8 +46,8 @@ from lakehouse.contract import (
 from lakehouse.schemas import Category, Product
 from lakehouse.settings import Settings, settings
 from spark_jobs import events, lake
+from spark_jobs.pipeline import IngestPipeline, Steps
 from spark_jobs.session import build_spark
-from spark_jobs.streaming_job import IngestJob, batch_size
 
 log = logging.getLogger("spark_jobs.backfill")
 
@@ -140,19 +141,20 @@ def csv_bronze(spark: SparkSession, config: Settings, products: str, categories:
     )
 
 
-def reset_derived(job: IngestJob) -> None:
+def reset_derived(pipeline: IngestPipeline) -> None:
     """Empties what a rebuild from bronze recomputes: the derived Delta tables (but `LakeTables.kept`, past
     gold points no rebuild can recompute) and MongoDB's derived collections (catalog.DERIVED)."""
-    kept = {Path(path) for path in job.tables.kept}
+    kept = {Path(path) for path in pipeline.tables.kept}
     for folder in DERIVED_TABLES:
-        for table in sorted((Path(job.tables.root) / folder).glob("*")):
+        for table in sorted((Path(pipeline.tables.root) / folder).glob("*")):
             if table not in kept:
                 shutil.rmtree(table, ignore_errors=True)
-    job.sink.drop_derived()
+    pipeline.serving.sink.drop_derived()
 
 
-def run(job: IngestJob, bronze: DataFrame, slice_rows: int, write_bronze: bool) -> int:
-    """Process `bronze` in slices through the streaming job's steps; returns the rows processed."""
+def run(pipeline: IngestPipeline, bronze: DataFrame, slice_rows: int, write_bronze: bool) -> int:
+    """Process `bronze` in slices through the streaming job's pipeline, first appending each slice to bronze
+    when `write_bronze`; returns the rows processed."""
     bronze = bronze.persist()
     total = bronze.count()
     slices = max(1, math.ceil(total / slice_rows))
@@ -160,16 +162,16 @@ def run(job: IngestJob, bronze: DataFrame, slice_rows: int, write_bronze: bool) 
     app_id = f"backfill-{uuid.uuid4()}"  # slice numbers restart with every run
     for index in range(slices):
         part = bronze.where(slice_of == index).persist()
-        steps: dict[str, float] = {}
+        steps: Steps = {}
         started_at = datetime.now(UTC)
         if write_bronze:
-            lake.append_once(part.withColumn("_read_by", F.lit(app_id)), job.tables.bronze, index, app_id)
-        rows, newest_record_ts = batch_size(part)
-        outcome = job.apply(part, steps, refresh_trends=index == slices - 1)
+            lake.append_once(part.withColumn("_read_by", F.lit(app_id)), pipeline.tables.bronze, index, app_id)
+        rows, newest_record_ts = events.batch_size(part)
+        outcome = pipeline.apply(part, steps, refresh_trends=index == slices - 1)
         event = events.BatchEvent(
             "backfill", index, started_at, rows, outcome, steps, datetime.now(UTC), newest_record_ts
         )
-        job.record_event(event, part, app_id)
+        pipeline.record_event(event, part, app_id)
         part.unpersist()
     bronze.unpersist()
     return total
@@ -185,14 +187,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spark = build_spark("amazon-lakehouse-backfill")
-    job = IngestJob(spark)
+    pipeline = IngestPipeline.connect(spark)
     if args.reset:
-        reset_derived(job)
+        reset_derived(pipeline)
     if args.from_csv:
         bronze = csv_bronze(spark, settings, *args.from_csv)
     else:
-        bronze = spark.read.format("delta").load(args.from_bronze or job.tables.bronze)
-    rows = run(job, bronze, args.slice_rows, write_bronze=bool(args.from_csv))
+        bronze = spark.read.format("delta").load(args.from_bronze or pipeline.tables.bronze)
+    rows = run(pipeline, bronze, args.slice_rows, write_bronze=bool(args.from_csv))
     log.info("backfill done: %d rows into %s and %s", rows, settings.lakehouse_dir, settings.mongo_db)
     spark.stop()
 

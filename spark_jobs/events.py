@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -63,6 +63,18 @@ class BatchEvent:
             f"({self.rows_per_second:.0f} rows/s), "
             f"{self.outcome.quarantined} quarantined, {self.outcome.rescued} with rescued fields ({timings})"
         )
+
+
+def from_epoch_micros(micros: int) -> datetime:
+    """Epoch microseconds (Spark's unix_micros) -> an aware UTC datetime, whatever the process's time zone."""
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+
+
+def batch_size(bronze: DataFrame) -> tuple[int, datetime | None]:
+    """A batch's rows and the broker time of its newest record (None when it has none), in one pass: the
+    event's `input_rows` and `newest_record_ts`."""
+    rows, newest = bronze.agg(F.count("*"), F.unix_micros(F.max("_kafka_ts"))).first()
+    return rows, None if newest is None else from_epoch_micros(newest)
 
 
 def _as_utc(moment: datetime) -> datetime:

@@ -75,6 +75,17 @@ def exists(spark: SparkSession, path: str) -> bool:
     return DeltaTable.isDeltaTable(spark, path)
 
 
+def read_if_exists(spark: SparkSession, path: str) -> DataFrame | None:
+    """The Delta table at `path` (any layer), None when it was not written yet."""
+    return spark.read.format("delta").load(path) if exists(spark, path) else None
+
+
+def read_or_empty(spark: SparkSession, path: str, schema: str) -> DataFrame:
+    """The Delta table at `path`, or an empty frame of `schema` (a DDL string) when it was not written yet."""
+    table = read_if_exists(spark, path)
+    return table if table is not None else spark.createDataFrame([], schema)
+
+
 def outdated_version_tables(spark: SparkSession, tables: LakeTables) -> list[str]:
     """Silver tables whose `_v` is not a record version (text): written by an earlier release, when `_v` was
     the Kafka offset. Comparing the two would refuse every update (MongoDB compares a number and a text as

@@ -42,7 +42,7 @@ from spark_jobs.progress import batch_end_offsets
 from spark_jobs.topic_guard import RESET_COMMAND, TopicChanged
 
 if TYPE_CHECKING:
-    from spark_jobs.streaming_job import IngestJob
+    from spark_jobs.streaming_job import StreamingJob
 
 log = logging.getLogger("spark_jobs.supervisor")
 
@@ -444,9 +444,9 @@ class Failure:
 
 
 class Supervisor:
-    """Runs an IngestJob's query until it ends (available-now) or fails deterministically."""
+    """Runs a StreamingJob's query until it ends (available-now) or fails deterministically."""
 
-    def __init__(self, job: IngestJob, board: StatusBoard, probe: ServiceProbe) -> None:
+    def __init__(self, job: StreamingJob, board: StatusBoard, probe: ServiceProbe) -> None:
         self.job = job
         self.board = board
         self.probe = probe
@@ -455,7 +455,7 @@ class Supervisor:
         self.history = FailureHistory()
 
     @classmethod
-    def for_job(cls, job: IngestJob) -> Supervisor:
+    def for_job(cls, job: StreamingJob) -> Supervisor:
         db = serving_db(
             job.config, server_selection_timeout_ms=3000, socket_timeout_ms=10_000, app_name="amazon-lakehouse-job"
         )
@@ -516,7 +516,7 @@ class Supervisor:
         raise SystemExit(1)
 
 
-def run_supervised(job: IngestJob, available_now: bool) -> None:
+def run_supervised(job: StreamingJob, available_now: bool) -> None:
     """Run the job's query; restart it from the checkpoint after a transient failure, stop the job (SystemExit
     with code 1) after a deterministic one. The unfinished micro-batch is replayed, which every write tolerates."""
     Supervisor.for_job(job).run(available_now)

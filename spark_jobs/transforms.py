@@ -1,4 +1,4 @@
-"""The job's steps as pure DataFrame -> DataFrame functions; I/O lives in streaming_job.py.
+"""The job's steps as pure DataFrame -> DataFrame functions; I/O lives in pipeline.py.
 
 Column conventions: `_topic`, `_partition`, `_offset`, `_kafka_ts` are a record's Kafka coordinates and
 travel with it to every layer. `_v` is its version (`record_version`): the broker's log-append time, then

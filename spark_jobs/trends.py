@@ -1,5 +1,5 @@
 """Trends (issue #12) as pure DataFrame -> DataFrame steps: every price a product had, gold's category figures
-over time, and the largest price moves per time window. I/O stays in streaming_job.py.
+over time, and the largest price moves per time window. I/O stays in pipeline.py.
 
 Times are broker times (`_kafka_ts`, LogAppendTime), so a replayed batch or a rebuild from bronze computes the
 same rows. Prices are US dollars; `change_pct` is the change over the start price in percent (12.5 means

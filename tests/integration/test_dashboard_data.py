@@ -30,7 +30,7 @@ from lakehouse.mongo import mongo_client
 from spark_jobs import gold
 from spark_jobs.mongo_sink import MongoSink
 from spark_jobs.monitoring import status_document
-from spark_jobs.streaming_job import category_documents, product_documents, rows_as_dicts
+from spark_jobs.serving_writer import category_documents, product_documents, rows_as_dicts
 from spark_jobs.transforms import (
     enrich_with_categories,
     parse_categories,
@@ -107,7 +107,7 @@ class ServingDatabase:
 
 
 def gold_aggregates(products: DataFrame, categories: DataFrame) -> dict[catalog.ServingCollection, DataFrame]:
-    """What IngestJob._refresh_gold writes, from the same gold functions."""
+    """What IngestPipeline._refresh_gold writes, from the same gold functions."""
     return {
         catalog.GOLD_CATEGORY_STATS: gold.category_stats(products),
         catalog.GOLD_PRICE_BUCKETS: gold.price_buckets(products),

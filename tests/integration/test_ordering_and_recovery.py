@@ -17,7 +17,7 @@ from pyspark.sql import SparkSession
 from lakehouse.kafka_admin import KafkaAdmin
 from spark_jobs import backfill, supervisor
 from spark_jobs.consistency import run_checks
-from spark_jobs.streaming_job import IngestJob
+from spark_jobs.pipeline import IngestPipeline
 from stack.processes import wait_until
 from stack.services import LocalStack
 from tests.integration.conftest import Pipeline, running_pipeline
@@ -175,8 +175,8 @@ def test_a_deleted_checkpoint_reads_everything_again_and_skips_no_write(
 
     # A rebuild from that bronze keeps every product.
     pipeline.stack.process("job").stop()
-    job = IngestJob(spark, pipeline.settings)
-    backfill.reset_derived(job)
-    bronze = spark.read.format("delta").load(job.tables.bronze)
-    backfill.run(job, bronze, slice_rows=1000, write_bronze=False)
+    ingest = IngestPipeline.connect(spark, pipeline.settings)
+    backfill.reset_derived(ingest)
+    bronze = spark.read.format("delta").load(ingest.tables.bronze)
+    backfill.run(ingest, bronze, slice_rows=1000, write_bronze=False)
     assert served_prices(pipeline, first + later) == dict.fromkeys(first, 1.0) | dict.fromkeys(later, 2.0)

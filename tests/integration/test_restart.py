@@ -17,7 +17,8 @@ from client import api_client
 from lakehouse.settings import Settings
 from spark_jobs import backfill
 from spark_jobs.consistency import run_checks
-from spark_jobs.streaming_job import IngestJob
+from spark_jobs.lake import LakeTables
+from spark_jobs.pipeline import IngestPipeline
 from stack.processes import wait_until
 from stack.services import LocalStack
 from tests.conftest import SAMPLE_DATASET
@@ -68,15 +69,15 @@ def rebuild(spark: SparkSession, pipeline: Pipeline, folder: Path, name: str, br
             "stream_crash_after_step": "",
         }
     )
-    job = IngestJob(spark, config)
-    job.sink.drop_derived()
+    ingest = IngestPipeline.connect(spark, config)
+    ingest.serving.sink.drop_derived()
     if bronze_of is not None:
-        bronze = spark.read.format("delta").load(IngestJob(spark, bronze_of.settings).tables.bronze)
-        backfill.run(job, bronze, slice_rows=1200, write_bronze=False)
+        bronze = spark.read.format("delta").load(LakeTables(bronze_of.settings.lakehouse_dir).bronze)
+        backfill.run(ingest, bronze, slice_rows=1200, write_bronze=False)
     else:
         bronze = backfill.csv_bronze(spark, config, str(PRODUCTS), str(CATEGORIES))
-        backfill.run(job, bronze, slice_rows=5000, write_bronze=True)
-    return job.sink.db
+        backfill.run(ingest, bronze, slice_rows=5000, write_bronze=True)
+    return ingest.serving.sink.db
 
 
 def test_job_killed_mid_batch_restarts_identical_to_a_clean_rebuild(

@@ -17,7 +17,7 @@ from lakehouse.mongo import mongo_client
 from lakehouse.settings import load_settings
 from spark_jobs import transforms
 from spark_jobs.consistency import Layers, layer_checks
-from spark_jobs.streaming_job import IngestJob
+from spark_jobs.pipeline import IngestPipeline
 from stack.services import LocalStack
 
 pytestmark = pytest.mark.integration
@@ -35,26 +35,27 @@ def test_a_document_over_the_sinks_limit_is_quarantined_alone(
     config = load_settings(
         kafka_topic_products=TOPIC, mongo_db=f"test_sink_{uuid.uuid4().hex[:8]}", lakehouse_path=tmp_path / "lake"
     )
-    job = IngestJob(spark, config)
-    job.sink.max_document_bytes = 2_000  # as a server with a 2 kB document limit would say in `hello`
+    pipeline = IngestPipeline.connect(spark, config)
+    sink = pipeline.serving.sink
+    sink.max_document_bytes = 2_000  # as a server with a 2 kB document limit would say in `hello`
     values = [product("B0SINK0001", "fits"), product("B0SINK0002", "x" * 3_000), product("B0SINK0003", "fits")]
     rows = [(TOPIC, 0, offset, datetime(2026, 1, 1), b"k", json.dumps(v).encode()) for offset, v in enumerate(values)]
     kafka_rows = spark.createDataFrame(
         rows, "topic string, partition int, offset long, timestamp timestamp, key binary, value binary"
     )
     try:
-        job.apply(transforms.to_bronze(kafka_rows), {})
+        pipeline.apply(transforms.to_bronze(kafka_rows), {})
 
-        assert sorted(d["_id"] for d in job.sink.db.products.find()) == ["B0SINK0001", "B0SINK0003"]
-        [stored] = job.sink.db.quarantine.find()
+        assert sorted(d["_id"] for d in sink.db.products.find()) == ["B0SINK0001", "B0SINK0003"]
+        [stored] = sink.db.quarantine.find()
         assert stored["key"] == "B0SINK0002"
         assert stored["reason"].startswith("sink: the document is 0.0 MiB of BSON, over MongoDB's 0.0 MiB")
         assert stored["_id"] == f"{TOPIC}:0:1@{int(datetime(2026, 1, 1).timestamp() * 1000)}"
-        quarantine = spark.read.format("delta").load(job.tables.quarantine).collect()
+        quarantine = spark.read.format("delta").load(pipeline.tables.quarantine).collect()
         assert [(r["key"], r["reason"]) for r in quarantine] == [(stored["key"], stored["reason"])]
         assert json.loads(quarantine[0]["raw_value"])["title"] == "x" * 3_000
         # `make check` counts the refused record as quarantined, not as missing from MongoDB.
-        served = [c for c in layer_checks(Layers.read(spark, job.tables), config) if "MongoDB" in c.name]
+        served = [c for c in layer_checks(Layers.read(spark, pipeline.tables), config) if "MongoDB" in c.name]
         assert [c.line() for c in served if not c.ok] == []
         assert len(served) == 5
     finally:
@@ -69,17 +70,18 @@ def test_a_product_too_large_to_publish_is_quarantined_and_still_served(
     config = load_settings(
         kafka_topic_products=TOPIC, mongo_db=f"test_sink_{uuid.uuid4().hex[:8]}", lakehouse_path=tmp_path / "lake"
     )
-    job = IngestJob(spark, config)
+    pipeline = IngestPipeline.connect(spark, config)
+    sink = pipeline.serving.sink
     values = [product("B0SINK0004", "fits"), {**product("B0SINK0005", "quotes"), "note": '"' * 300_000}]
     rows = [(TOPIC, 0, offset, datetime(2026, 1, 1), b"k", json.dumps(v).encode()) for offset, v in enumerate(values)]
     kafka_rows = spark.createDataFrame(
         rows, "topic string, partition int, offset long, timestamp timestamp, key binary, value binary"
     )
     try:
-        job.apply(transforms.to_bronze(kafka_rows), {})
+        pipeline.apply(transforms.to_bronze(kafka_rows), {})
 
-        assert sorted(d["_id"] for d in job.sink.db.products.find({}, {"_id": 1})) == ["B0SINK0004", "B0SINK0005"]
-        [stored] = job.sink.db.quarantine.find({}, {"key": 1, "reason": 1})
+        assert sorted(d["_id"] for d in sink.db.products.find({}, {"_id": 1})) == ["B0SINK0004", "B0SINK0005"]
+        [stored] = sink.db.quarantine.find({}, {"key": 1, "reason": 1})
         assert (stored["key"], stored["reason"]) == (
             "B0SINK0005",
             "sink: processed-product value over Kafka's 1,000,000-byte record limit",

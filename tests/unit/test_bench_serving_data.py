@@ -15,7 +15,7 @@ from bench.dashboard_paint import PAGES
 from lakehouse import catalog
 from lakehouse.settings import load_settings
 from spark_jobs import trends
-from spark_jobs.streaming_job import product_documents
+from spark_jobs.serving_writer import product_documents
 
 PRODUCTS = 40
 

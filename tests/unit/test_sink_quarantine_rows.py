@@ -1,4 +1,4 @@
-"""The quarantine row the job writes for a silver row a sink refused (streaming_job.quarantine_row)."""
+"""The quarantine row the job writes for a silver row a sink refused (serving_writer.quarantine_row)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ def test_a_refused_category_or_product_gets_a_quarantine_row_with_its_coordinate
     from datetime import datetime
 
     from lakehouse import catalog
-    from spark_jobs.streaming_job import quarantine_row
+    from spark_jobs.serving_writer import quarantine_row
 
     assert {"_topic", "_partition", "_offset", "_kafka_ts"} <= set(catalog.CATEGORIES.fields)
     when = datetime(2026, 1, 1)
@@ -20,13 +20,13 @@ def test_a_refused_category_or_product_gets_a_quarantine_row_with_its_coordinate
 def test_a_price_history_version_the_sink_refuses_is_quarantined_as_its_product_record() -> None:
     from datetime import datetime
 
-    from spark_jobs.streaming_job import IngestJob
+    from spark_jobs.serving_writer import price_history_rejection
 
     when = datetime(2026, 1, 1)
     version = {"_id": "B000000001@v", "asin": "B000000001", "price": 1.0, "_v": "v"}
     row = version | {"_topic": "p", "_partition": 0, "_offset": 9, "_kafka_ts": when}
 
-    quarantined = IngestJob._price_history_rejection(row, "sink: price is NaN")
+    quarantined = price_history_rejection(row, "sink: price is NaN")
 
     millis = int(when.timestamp() * 1000)
     assert (quarantined["_id"], quarantined["key"]) == (f"p:0:9@{millis}", "B000000001")
