@@ -29,7 +29,7 @@ MVN := mvn -B -q
 CHROMEDRIVER := /usr/bin/chromedriver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: lock setup run run-cluster up down status test test-unit test-integration lint bench bench-mongo-servers bench-cluster check backfill \
+.PHONY: lock setup run run-cluster up down status test test-unit test-integration lint bench bench-mongo-servers bench-cluster bench-freshness check backfill \
 	reset-checkpoint clean distclean
 
 setup: $(VENV)/.installed build/jars/kafka/.copied build/jars/spark/.copied $(MONGO_SERVER_BIN_$(MONGO_SERVER)) \
@@ -144,6 +144,10 @@ bench-mongo-servers: setup $(MONGO_CANDIDATES)
 # default ports: run `make down` first).
 bench-cluster: setup
 	$(PY) -m bench.cluster_throughput --products 100000
+
+# Freshness (issue #9, target 1): a POST's 201 to MongoDB, the API read and gold, beside the Kafka floor (~5 min).
+bench-freshness: setup
+	$(PY) -m bench.freshness
 
 # Do Kafka, bronze, silver, MongoDB and gold agree? (run while the job is idle)
 check: setup
