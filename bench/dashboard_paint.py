@@ -34,7 +34,6 @@ import argparse
 import json
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,6 +52,7 @@ from lakehouse.settings import PROJECT_ROOT, Settings, load_settings
 from spark_jobs.session import build_spark
 from stack.chromium import headless_chromium
 from stack.mongo import mongo_ping
+from stack.processes import Poller
 from stack.services import LocalStack, process_tree_rss
 
 BENCH_DIR = PROJECT_ROOT / "var" / "bench" / "dashboard_paint"
@@ -123,26 +123,17 @@ class SizeRun:
         return min(painted, key=lambda paint: paint.content or 0.0) if painted else None
 
 
-class PeakMemory:
+class PeakMemory(Poller):
     """Peak resident memory of a process tree (a pid file's process), sampled every 0.5 s while running."""
 
     def __init__(self, pid: int | None) -> None:
+        super().__init__(0.5)
         self.pid = pid
         self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def _sample(self) -> None:
-        while self.pid is not None and not self._stop.wait(0.5):
+    def poll(self) -> None:
+        if self.pid is not None:
             self.peak = max(self.peak, process_tree_rss(self.pid))
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 @dataclass(frozen=True)

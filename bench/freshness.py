@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,7 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -52,7 +51,7 @@ from lakehouse.kafka_admin import librdkafka_log
 from lakehouse.mongo import mongo_client, serving_db
 from lakehouse.settings import PROJECT_ROOT, Settings, load_settings
 from spark_jobs.progress import lag_per_topic
-from stack.processes import wait_until
+from stack.processes import Poller, wait_until
 from stack.services import LocalStack
 
 WARM_UP_PRODUCTS = 2_000
@@ -105,11 +104,12 @@ class Load:
 Sender = Callable[[Load], None]
 
 
-class KafkaWatcher:
+class KafkaWatcher(Poller):
     """Follows the product topic with a read_committed consumer from a thread; `seen` is asin (the record's
     key) -> monotonic seconds when the record was first returned by the consumer."""
 
     def __init__(self, config: Settings) -> None:
+        super().__init__(0.0)  # each poll waits up to POLL_SECONDS in the consumer
         self.topic = config.kafka_topic_products
         self.consumer = Consumer(
             {
@@ -122,45 +122,32 @@ class KafkaWatcher:
             }
         )
         self.seen: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> KafkaWatcher:
+    def __enter__(self) -> Self:
         partitions = self.consumer.list_topics(self.topic, timeout=10).topics[self.topic].partitions
         self.consumer.assign([TopicPartition(self.topic, number, OFFSET_BEGINNING) for number in partitions])
-        self._thread.start()
-        return self
+        return super().__enter__()
 
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def poll(self) -> None:
+        for message in self.consumer.consume(num_messages=10_000, timeout=POLL_SECONDS):
+            if message.error() is None and message.key() is not None:
+                self.seen.setdefault(message.key().decode(), time.monotonic())
+
+    def close(self) -> None:
         self.consumer.close()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for message in self.consumer.consume(num_messages=10_000, timeout=POLL_SECONDS):
-                if message.error() is None and message.key() is not None:
-                    self.seen.setdefault(message.key().decode(), time.monotonic())
 
-
-class Reader:
+class Reader(Poller):
     """Polls MongoDB, the API and gold every POLL_SECONDS for the posted records of `load`, from a thread."""
 
     def __init__(self, config: Settings, load: Load, gold_base: int) -> None:
+        super().__init__(POLL_SECONDS)
         self.db = serving_db(config)
         self.http = httpx.Client(base_url=config.api_url, headers=api_headers(config), timeout=10)
         self.load = load
         self.gold_base = gold_base
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> Reader:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def close(self) -> None:
         self.http.close()
 
     def all_seen(self) -> bool:
@@ -168,10 +155,6 @@ class Reader:
         return all(len(seen) == len(load.posted) for seen in (load.in_mongo, load.in_gold)) and (
             not load.through_api or len(load.in_api) == len(load.posted)
         )
-
-    def _run(self) -> None:
-        while not self._stop.wait(POLL_SECONDS):
-            self.poll()
 
     def poll(self) -> None:
         load, now = self.load, time.monotonic()

@@ -15,7 +15,6 @@ import argparse
 import json
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -30,7 +29,7 @@ import httpx
 from client.transformer import Record, read_products
 from dataset.generate import write_dataset
 from lakehouse.settings import PROJECT_ROOT, Settings, load_settings
-from stack.processes import ServiceProcess, wait_until
+from stack.processes import Poller, ServiceProcess, wait_until
 from stack.services import LocalStack, process_tree_rss
 
 BENCH_DIR = PROJECT_ROOT / "var" / "bench"
@@ -168,25 +167,17 @@ def confluent_rate(config: Settings, values: Sequence[tuple[bytes, bytes]]) -> R
     return _timed(len(values), produce)
 
 
-class PeakMemory:
+class PeakMemory(Poller):
     """Peak resident memory of some process trees, sampled every 0.2 s."""
 
     def __init__(self, pids: dict[str, int]) -> None:
+        super().__init__(0.2)
         self.pids = pids
         self.peak = dict.fromkeys(pids, 0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
 
-    def _sample(self) -> None:
-        while not self._stop.wait(0.2):
-            for name, pid in self.pids.items():
-                self.peak[name] = max(self.peak[name], process_tree_rss(pid))
-
-    def stop(self) -> dict[str, int]:
-        self._stop.set()
-        self._thread.join()
-        return self.peak
+    def poll(self) -> None:
+        for name, pid in self.pids.items():
+            self.peak[name] = max(self.peak[name], process_tree_rss(pid))
 
 
 def client_run(config: Settings, data: tuple[Path, Path], api_pid: int) -> None:
@@ -194,10 +185,10 @@ def client_run(config: Settings, data: tuple[Path, Path], api_pid: int) -> None:
     command += ["--products", str(data[0]), "--categories", str(data[1]), "--api-url", config.api_url]
     started = time.perf_counter()
     client = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
-    memory = PeakMemory({"client": client.pid, "API": api_pid})
-    output, _ = client.communicate()
-    seconds = time.perf_counter() - started
-    peak = memory.stop()
+    with PeakMemory({"client": client.pid, "API": api_pid}) as memory:
+        output, _ = client.communicate()
+        seconds = time.perf_counter() - started
+    peak = memory.peak
     if client.returncode != 0:
         raise RuntimeError(f"the client failed: {output}")
     print(f"(d) {output.strip()}  [wall {seconds:.1f}s including start-up]")
