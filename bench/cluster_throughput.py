@@ -7,8 +7,8 @@ it refuses to start when one is taken), so a running `make run` is not touched. 
 and the job in Spark's local mode (`make run`); cluster mode is three Kafka nodes (replication 3,
 min.insync.replicas 2) and the job submitted to a Spark standalone master with two one-core workers
 (`make run-cluster`). The same generated products are sent with the job stopped; then the job is started and
-timed until MongoDB holds every product and the lag is 0. Each stack's memory peak (RSS of every process it
-started, summed) is printed too.
+timed until MongoDB holds every product and the lag is 0. Each stack's memory peak (the PSS of every process it
+started, summed: stack.services.MemorySampler) is printed too.
 
 A 2-core machine cannot show a cluster's speed-up: the figures show the same code running there and what the
 extra JVMs, the replication and the executors' network hops cost.

@@ -102,7 +102,11 @@ def _run(stack: LocalStack, exit_after_ingest: bool) -> int:
     try:
         with MemorySampler(stack) as memory:
             ok = run_pipeline(stack)
-        print(f"memory peak (RSS of every process started, summed): {memory.peak / 2**30:.2f} GiB", flush=True)
+        print(
+            f"memory peak of every process started: {memory.peak / 2**30:.2f} GiB PSS "
+            f"({memory.peak_rss / 2**30:.2f} GiB RSS summed)",
+            flush=True,
+        )
         if exit_after_ingest or not ok:
             return 0 if ok else 1
         print("Running. Ctrl-C (or `make down` in another shell) stops everything.", flush=True)

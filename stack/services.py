@@ -6,9 +6,9 @@ import logging
 import os
 import re
 import sys
-import threading
 from collections.abc import Collection, Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import psutil
@@ -16,7 +16,7 @@ import psutil
 from lakehouse.settings import PROJECT_ROOT, Settings, settings_env
 from stack.kafka import KafkaBroker
 from stack.mongo import MongoServer
-from stack.processes import ServiceProcess, stop_together, wait_until
+from stack.processes import Poller, ServiceProcess, stop_together, wait_until
 from stack.spark_cluster import SparkStandalone
 
 log = logging.getLogger(__name__)
@@ -105,12 +105,18 @@ class LocalStack:
 
     def start_job(self, spark_submit: bool = False) -> None:
         """The streaming job, as `python -m` or, as a user would run it, through `spark-submit`; always
-        through `spark-submit --master SPARK_MASTER` on a cluster."""
+        through `spark-submit --master SPARK_MASTER` on a cluster. The master and the memory are given as
+        flags, which win over the properties file: `make setup` wrote that file with the settings of its
+        moment (local mode's), and a spark-submit reads its memory from the file before the environment."""
         if spark_submit or self.spark:
             command = [
                 str(Path(self.python).parent / "spark-submit"),
                 "--master",
                 self.settings.spark_master,
+                "--driver-memory",
+                self.settings.spark_driver_memory,
+                "--executor-memory",
+                self.settings.spark_executor_memory,
                 "--properties-file",
                 str(PROJECT_ROOT / "build" / "spark-defaults.conf"),
                 "spark_jobs/streaming_job.py",
@@ -175,12 +181,35 @@ def process_tree_rss(pid: int) -> int:
 
     A descendant that exits (or becomes a zombie) while it is being measured counts 0.
     """
+    return sum(_rss(process) for process in _tree(pid))
+
+
+def process_tree_memory(pid: int) -> Memory:
+    """`process_tree_rss`'s tree measured both ways: resident (RSS) and proportional (PSS: each shared page
+    divided among the processes sharing it, /proc/<pid>/smaps_rollup). Summed over processes, RSS counts a
+    page shared by N processes N times (every JVM maps the JDK's `lib/modules` and `libjvm.so`; forked Python
+    workers share their parent's pages), PSS once: PSS is what the processes take from the machine."""
+    return sum((_memory(process) for process in _tree(pid)), Memory(0, 0))
+
+
+class Memory(NamedTuple):
+    """Bytes of memory, resident (`rss`) and proportional (`pss`)."""
+
+    rss: int
+    pss: int
+
+    def __add__(self, other: object) -> Memory:
+        if not isinstance(other, Memory):
+            return NotImplemented
+        return Memory(self.rss + other.rss, self.pss + other.pss)
+
+
+def _tree(pid: int) -> list[psutil.Process]:
     try:
         root = psutil.Process(pid)
-        tree = [root, *root.children(recursive=True)]
+        return [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0
-    return sum(_rss(process) for process in tree)
+        return []
 
 
 def _rss(process: psutil.Process) -> int:
@@ -190,31 +219,33 @@ def _rss(process: psutil.Process) -> int:
         return 0
 
 
-class MemorySampler:
-    """Peak resident memory (bytes, `peak`) of every running process of `stacks` with their descendants
-    (executors, Python workers), sampled every `interval` seconds between `__enter__` and `__exit__`;
-    `peak_by_process` is each process's share at that peak. Pids in `leave_out` are not counted."""
+def _memory(process: psutil.Process) -> Memory:
+    try:
+        full = process.memory_full_info()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return Memory(0, 0)
+    return Memory(full.rss, full.pss)
+
+
+class MemorySampler(Poller):
+    """Peak memory of every running process of `stacks` with their descendants (executors, Python workers),
+    sampled every `interval` seconds between `__enter__` and `__exit__`: `peak`, the largest sum of PSS in
+    bytes (`process_tree_memory`: what the stack takes from the machine, each shared page once), with
+    `peak_by_process` each process's PSS at that peak; `peak_rss`, the largest sum of RSS (a shared page counted
+    once per process mapping it; the measure of figures before 2026-11-30). Pids in `leave_out` are not counted."""
 
     def __init__(self, *stacks: LocalStack, interval: float = 0.5, leave_out: Collection[int | None] = ()) -> None:
+        super().__init__(interval)
         self.stacks = stacks
-        self.interval = interval
         self.leave_out = set(leave_out)
         self.peak = 0
+        self.peak_rss = 0
         self.peak_by_process: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            running = {pid: name for stack in self.stacks for name, pid in stack.running().items()}
-            shares = {name: process_tree_rss(pid) for pid, name in running.items() if pid not in self.leave_out}
-            if sum(shares.values()) > self.peak:
-                self.peak, self.peak_by_process = sum(shares.values()), shares
-
-    def __enter__(self) -> MemorySampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def poll(self) -> None:
+        running = {pid: name for stack in self.stacks for name, pid in stack.running().items()}
+        shares = {name: process_tree_memory(pid) for pid, name in running.items() if pid not in self.leave_out}
+        total = sum(shares.values(), Memory(0, 0))
+        self.peak_rss = max(self.peak_rss, total.rss)
+        if total.pss > self.peak:
+            self.peak, self.peak_by_process = total.pss, {name: share.pss for name, share in shares.items()}

@@ -20,6 +20,10 @@ WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 # SPARK_EXECUTOR_MEMORY each). Spark's default is 1g; a daemon only tracks a few executors. (128m left their
 # resident memory where it was, about 220 MiB: the JVM's own classes and threads, not the heap.)
 DAEMON_MEMORY = "256m"
+# The daemons only exchange small RPC messages: the serial collector and the client compiler alone take less
+# of their resident memory than G1's structures and the C2 compiler (Native Memory Tracking: "GC" about 60 MiB,
+# "Compiler" and "Code" tens more per JVM). The executors keep the JVM's defaults.
+DAEMON_JAVA_OPTIONS = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
 
 
 def master_address(settings: Settings) -> tuple[str, int]:
@@ -47,6 +51,7 @@ class SparkStandalone:
         self.host, self.port = master_address(settings)
         self.env = env | {
             "SPARK_DAEMON_MEMORY": DAEMON_MEMORY,
+            "SPARK_DAEMON_JAVA_OPTS": DAEMON_JAVA_OPTIONS,
             # Executors' scratch (shuffle, spills, the files Spark ships them) under the runtime folder, not /tmp,
             # where a killed executor's would stay.
             "SPARK_LOCAL_DIRS": str(settings.runtime_dir / "spark" / "local"),

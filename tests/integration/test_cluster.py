@@ -54,6 +54,7 @@ def on_cluster(cluster: LocalStack, **overrides: object) -> dict[str, object]:
         "kafka_min_insync_replicas": config.kafka_min_insync_replicas,
         "spark_master": config.spark_master,
         "spark_master_webui_port": config.spark_master_webui_port,
+        "spark_driver_memory": config.spark_driver_memory,
     } | overrides
 
 
@@ -115,13 +116,15 @@ def test_a_broker_killed_while_the_client_sends_loses_and_duplicates_nothing(
         assert pipeline.stack.process("job").pid() == job_pid
         diverged = [check.line() for check in run_checks(spark, pipeline.settings) if not check.ok]
         assert not diverged, diverged
-    shares = ", ".join(f"{name} {rss / 2**20:.0f}" for name, rss in sorted(memory.peak_by_process.items()))
+    shares = ", ".join(f"{name} {pss / 2**20:.0f}" for name, pss in sorted(memory.peak_by_process.items()))
     print(
         f"\n100,060 records sent in {sent_in:.0f} s with {victim.name} killed at 20,000; all served in "
-        f"{served_in:.0f} s; memory peak {memory.peak / 2**30:.2f} GiB (MiB: {shares})"
+        f"{served_in:.0f} s; memory peak {memory.peak / 2**30:.2f} GiB PSS ({memory.peak_rss / 2**30:.2f} GiB RSS; "
+        f"PSS in MiB: {shares})"
     )
-    # Issue #13's budget is not met reliably yet (peaks of 5.77 to 6.39 GiB over three runs, once with one
-    # worker's tree at 2 GiB): a warning in the run's summary, not a failure of the guarantees asserted above.
+    # Issue #13's budget: PSS peaks of 5.51-5.75 GiB over three runs since the memory changes (README, Running on a
+    # cluster), 6.39 GiB RSS once before them. Over it, a warning in the run's summary: what the test asserts
+    # are the guarantees above.
     if memory.peak >= MEMORY_BUDGET_BYTES:
         peak = memory.peak / 2**30
         warnings.warn(f"cluster memory peak {peak:.2f} GiB is over the 6 GiB budget (MiB: {shares})", stacklevel=1)

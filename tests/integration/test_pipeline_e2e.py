@@ -79,7 +79,7 @@ def test_generated_sample_arrives_exactly_once_with_every_field(pipeline: Pipeli
     products_csv = SAMPLE_DATASET / "amazon_products.csv"
     with MemorySampler(infrastructure, pipeline.stack) as memory:
         ingest_and_check(pipeline, products_csv, SAMPLE_DATASET / "amazon_categories.csv")
-    print(f"peak memory of the local stack: {memory.peak / 2**30:.2f} GiB")
+    print(f"peak memory of the local stack: {memory.peak / 2**30:.2f} GiB PSS ({memory.peak_rss / 2**30:.2f} GiB RSS)")
     assert memory.peak < MEMORY_BUDGET_BYTES
     assert_served_within_two_batches(pipeline, products_csv)
 

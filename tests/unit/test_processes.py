@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 import psutil
 
-from stack.processes import ServiceProcess, _not_zombie, wait_until
-from stack.services import process_tree_rss
+from stack.processes import Poller, ServiceProcess, _not_zombie, wait_until
+from stack.services import Memory, process_tree_memory, process_tree_rss
 
 # Above Linux's largest possible pid (PID_MAX_LIMIT, 2**22), so never a running process.
 NO_SUCH_PID = 2**22 + 1
@@ -65,6 +66,21 @@ def test_the_memory_of_a_tree_counts_its_children_and_of_no_process_is_zero(tmp_
     assert process_tree_rss(NO_SUCH_PID) == 0
 
 
+def test_pss_counts_the_pages_forked_children_share_once_and_rss_once_per_process(tmp_path: Path) -> None:
+    """A Python that allocates 64 MiB and forks two children: the three share those pages copy-on-write, so the
+    tree's summed RSS counts them three times and its PSS about once."""
+    service = ServiceProcess("forker", tmp_path)
+    script = "import os, time; b = b'x' * (64 << 20); [os.fork() or time.sleep(300) for _ in range(2)]; time.sleep(300)"
+    pid = service.start(["python3", "-c", script])
+    try:
+        assert wait_until(lambda: len(psutil.Process(pid).children()) == 2, timeout=10)
+        memory = process_tree_memory(pid)
+        assert memory.rss - memory.pss > 64 << 20, memory
+    finally:
+        service.stop(timeout=10)
+    assert process_tree_memory(NO_SUCH_PID) == Memory(0, 0)
+
+
 def test_a_zombie_is_not_alive_and_a_reaped_process_is_gone() -> None:
     child = subprocess.Popen(["true"])
     assert wait_until(lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE, timeout=5)
@@ -94,3 +110,22 @@ def test_down_finds_the_cluster_processes_of_either_mode_by_their_pid_files(tmp_
     ]
     assert stack.down() == []
     assert sorted(path.stem for path in (tmp_path / "pids").glob("*.pid")) == ["other"]
+
+
+def test_a_poller_polls_from_its_thread_until_exit_and_then_closes() -> None:
+    class Counter(Poller):
+        def __init__(self) -> None:
+            super().__init__(0.01)
+            self.polls: list[int] = []
+            self.closed_after: int | None = None
+
+        def poll(self) -> None:
+            self.polls.append(threading.get_ident())
+
+        def close(self) -> None:
+            self.closed_after = len(self.polls)
+
+    with Counter() as counter:
+        assert wait_until(lambda: len(counter.polls) >= 3, timeout=5)
+    assert set(counter.polls) != {threading.get_ident()}
+    assert counter.closed_after == len(counter.polls)

@@ -114,7 +114,7 @@ def test_cluster_mode_is_settings_only_and_an_environment_variable_wins(monkeypa
     config = cluster_settings()
     assert config.kafka_bootstrap_servers == "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096"
     assert (config.kafka_replication_factor, config.kafka_min_insync_replicas) == (3, 3)
-    assert config.spark_master == "spark://127.0.0.1:7077"
+    assert (config.spark_master, config.spark_driver_memory) == ("spark://127.0.0.1:7077", "512m")
 
 
 def test_the_properties_file_for_spark_submit_names_the_master_and_the_memory() -> None:
