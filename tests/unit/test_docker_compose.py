@@ -124,3 +124,18 @@ def test_the_cluster_has_the_shape_of_the_local_cluster_mode() -> None:
     for name, node in zip(("kafka", "kafka-2", "kafka-3"), nodes, strict=True):
         assert SERVICES[name]["volumes"] == [f"{name}-data:{node['KAFKA_LOG_DIRS']}"]
     assert SERVICES["spark-worker"]["deploy"]["replicas"] == 2
+
+
+def test_the_job_takes_its_master_and_memory_from_the_environment_not_the_image_properties_file() -> None:
+    """spark-submit reads spark.driver.memory from --properties-file before SPARK_DRIVER_MEMORY, and the image's
+    file holds the settings of its build: the flags carry the compose environment's values."""
+    [shell, flag, script] = SERVICES["spark-job"]["command"]
+    assert (shell, flag) == ("sh", "-c")
+    for option, variable in (
+        ("--master", "SPARK_MASTER"),
+        ("--driver-memory", "SPARK_DRIVER_MEMORY"),
+        ("--executor-memory", "SPARK_EXECUTOR_MEMORY"),
+    ):
+        assert f'{option} "$${variable}"' in script, option
+        assert variable in SERVICES["spark-job"]["environment"]
+    assert script.index("--driver-memory") < script.index("spark_jobs/streaming_job.py")
