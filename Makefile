@@ -95,7 +95,7 @@ $(CHROMEDRIVER):
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium chromium-driver
 
-build/spark-defaults.conf: build/jars/spark/.copied $(VENV)/.installed spark_jobs/session.py
+build/spark-defaults.conf: build/jars/spark/.copied $(VENV)/.installed spark_jobs/session.py lakehouse/settings.py
 	$(PY) -m spark_jobs.session $@
 
 run: setup

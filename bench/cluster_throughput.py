@@ -54,7 +54,7 @@ class ModeFigures:
         return (
             f"{self.mode:8} {self.records:,} records through the job in {self.job_seconds:6.1f} s = "
             f"{self.records / self.job_seconds:5,.0f} rows/s (start-up {self.start_up_seconds:.1f} s); "
-            f"memory peak {self.memory_peak_bytes / 2**30:.2f} GiB"
+            f"memory peak {self.memory_peak_bytes / 2**30:.2f} GiB PSS"
         )
 
 

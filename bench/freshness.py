@@ -17,9 +17,10 @@ topic from a thread and notes when each asin (the record's key) became readable 
 downstream can be fresher, so `Kafka -> MongoDB` is the job's share of the delay.
 
 A reader polls every 50 ms: MongoDB for the posted asins not seen yet, `GET /products/{asin}` for the
-trickle's (at 2 per second a handful are pending), and gold_summary's product count, which reaches a record's
-place in the posting order when gold includes it. A record not seen within `--drain` seconds of the load's
-end counts as not seen; after that the bench waits for the job's lag to reach 0.
+trickle's once MongoDB has them (the API reads MongoDB, so its figure is MongoDB's plus the read), and
+gold_summary's product count, which reaches a record's place in the posting order when gold includes it. A
+record not seen within `--drain` seconds of the load's end counts as not seen; after that the bench waits for
+the job's lag to reach 0.
 
 Printed per load, in seconds from the 201 (time.monotonic after the response; the Kafka floor can be slightly
 negative, as the record is readable before the client has read the response): p50, p99 and max to Kafka, to
@@ -149,6 +150,7 @@ class Reader(Poller):
 
     def close(self) -> None:
         self.http.close()
+        self.db.client.close()
 
     def all_seen(self) -> bool:
         load = self.load
@@ -222,8 +224,8 @@ def infrastructure() -> Iterator[None]:
     """The local stack's Kafka and MongoDB; those this run started are stopped at the end."""
     stack = LocalStack(load_settings(), instance="freshness")
     ours = {"kafka": not stack.kafka.process.is_running(), "mongo": not stack.mongo.process.is_running()}
-    stack.up(["kafka", "mongo"])
     try:
+        stack.up(["kafka", "mongo"])
         yield
     finally:
         if ours["kafka"]:

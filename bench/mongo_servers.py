@@ -18,10 +18,9 @@ import argparse
 import shutil
 import sqlite3
 import statistics
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from lakehouse.mongo import mongo_client
 from lakehouse.serving import search_products
 from spark_jobs.mongo_sink import MongoSink, chunks, guarded_replace
 from stack.mongo import EMBEDDED_SERVERS, EmbeddedServer, mongo_ping
-from stack.processes import ServiceProcess, wait_until
+from stack.processes import Poller, ServiceProcess, wait_until
 from stack.services import process_tree_rss
 
 ROOT = Path(__file__).resolve().parent.parent / "var" / "bench" / "mongo_servers"
@@ -95,8 +94,6 @@ class RunningServer:
     home: Path
     port: int
     budget_seconds: float
-    peak_rss: int = 0
-    _sampling: threading.Event = field(default_factory=threading.Event)
 
     @property
     def uri(self) -> str:
@@ -115,14 +112,6 @@ class RunningServer:
 
     def stop(self) -> None:
         self.process.stop(timeout=60)
-
-    def sample_memory(self) -> None:
-        def run() -> None:
-            while not self._sampling.wait(0.5):
-                if (pid := self.process.pid()) is not None:
-                    self.peak_rss = max(self.peak_rss, process_tree_rss(pid))
-
-        threading.Thread(target=run, daemon=True).start()
 
     def database(self) -> Database:
         client = mongo_client(self.uri, socket_timeout_ms=int(self.budget_seconds * 1000))
@@ -298,26 +287,40 @@ BASELINE_ONLY = {
 }
 
 
+class ServerMemory(Poller):
+    """Peak resident memory of a server's process tree, sampled every 0.5 s; its pid is read each time, as
+    `_restart` starts a new process."""
+
+    def __init__(self, server: RunningServer) -> None:
+        super().__init__(0.5)
+        self.server = server
+        self.peak = 0
+
+    def poll(self) -> None:
+        if (pid := self.server.process.pid()) is not None:
+            self.peak = max(self.peak, process_tree_rss(pid))
+
+
 def run_candidate(candidate: Candidate, size: int, budget: float, job_budget: float, port: int) -> dict[str, str]:
     home = ROOT / f"{candidate.name.replace(' ', '_')}-{size}"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     server = RunningServer(candidate, home, port, budget)
     results: dict[str, str] = {"start (s)": f"{server.start():.2f} s"}
-    server.sample_memory()
+    memory = ServerMemory(server)
     try:
-        products, results["indexes"] = create_serving_collection(server)
-        results["insert_many"] = load(products, size)
-        operations = OPERATIONS | (BASELINE_ONLY if candidate.name == "ferretdb" else {})
-        for name, operation in operations.items():
-            limit = job_budget if name.startswith("job's") else budget
-            results[name] = _attempt(server, operation, size, limit)
-            print(f"  {candidate.name} @ {size:,}: {name}: {results[name]}", flush=True)
-        results["restart keeps every document"] = _restart(server, size)
+        with memory:
+            products, results["indexes"] = create_serving_collection(server)
+            results["insert_many"] = load(products, size)
+            operations = OPERATIONS | (BASELINE_ONLY if candidate.name == "ferretdb" else {})
+            for name, operation in operations.items():
+                limit = job_budget if name.startswith("job's") else budget
+                results[name] = _attempt(server, operation, size, limit)
+                print(f"  {candidate.name} @ {size:,}: {name}: {results[name]}", flush=True)
+            results["restart keeps every document"] = _restart(server, size)
     finally:
-        server._sampling.set()
         server.stop()
-    results["memory peak"] = f"{server.peak_rss / 2**30:.2f} GiB"
+    results["memory peak"] = f"{memory.peak / 2**30:.2f} GiB"
     for name in ("start (s)", "insert_many", "restart keeps every document", "memory peak"):
         print(f"  {candidate.name} @ {size:,}: {name}: {results.get(name, '')}", flush=True)
     return results

@@ -2,9 +2,10 @@
 price history, the processed-product topic, gold, and gold's trends.
 
 The streaming job (streaming_job.py) runs it on each micro-batch once the batch is in bronze; the backfill
-(backfill.py) on all of bronze, a slice at a time. Every step is idempotent, so a replayed batch changes
-nothing: silver MERGEs and MongoDB's version-guarded upserts (mongo_sink.py) keep the higher `_v`
-(transforms.record_version) per key, quarantine and price history insert once per `_id`, gold is replaced.
+(backfill.py) on all of bronze, a slice at a time. A replayed batch changes nothing but the processed-product
+topic, which is at-least-once (a consumer keeping the higher `_v` ignores the copies): silver MERGEs and
+MongoDB's version-guarded upserts (mongo_sink.py) keep the higher `_v` (transforms.record_version) per key,
+quarantine and price history insert once per `_id`, gold and its trends are recomputed and replaced.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ supervisor's restarts (supervisor.py).
     spark-submit --properties-file build/spark-defaults.conf spark_jobs/streaming_job.py
     python -m spark_jobs.streaming_job --available-now     # process what is in Kafka, then stop
 
-Each micro-batch (foreachBatch) is written idempotently everywhere, so the replay of a batch that was
-interrupted before its checkpoint commit changes nothing: bronze appends carry (the checkpoint's app id,
-batch id), and every later step keeps the higher `_v` per key (pipeline.py).
+The replay of a micro-batch (foreachBatch) that was interrupted before its checkpoint commit changes nothing
+in the lakehouse or MongoDB: bronze appends carry (the checkpoint's app id, batch id) and are written once,
+and the later steps are idempotent (pipeline.py says how each is, and what the processed topic gets).
 """
 
 from __future__ import annotations

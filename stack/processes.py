@@ -150,12 +150,15 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
 
 class Poller:
     """Calls `poll` every `interval` seconds from a daemon thread between `__enter__` and `__exit__`, then
-    `close`: the samplers and watchers that run beside a measured run (memory peaks, freshness readers)."""
+    `close`: the samplers and watchers that run beside a measured run (memory peaks, freshness readers).
+    An exception from `poll` ends the polling and is raised again by `__exit__`, so a figure is never read
+    from a poller that stopped early."""
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._error: Exception | None = None
 
     def poll(self) -> None:
         raise NotImplementedError
@@ -164,14 +167,19 @@ class Poller:
         """Releases what `poll` used, once the thread has stopped."""
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.poll()
+        try:
+            while not self._stop.wait(self.interval):
+                self.poll()
+        except Exception as error:  # handed to the caller's thread by __exit__
+            self._error = error
 
     def __enter__(self) -> Self:
         self._thread.start()
         return self
 
-    def __exit__(self, *_: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         self._stop.set()
         self._thread.join()
         self.close()
+        if self._error is not None and exc_type is None:
+            raise RuntimeError(f"{type(self).__name__} stopped polling: {self._error!r}") from self._error

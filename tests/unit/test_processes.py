@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import psutil
+import pytest
 
 from stack.processes import Poller, ServiceProcess, _not_zombie, wait_until
 from stack.services import Memory, process_tree_memory, process_tree_rss
@@ -129,3 +130,19 @@ def test_a_poller_polls_from_its_thread_until_exit_and_then_closes() -> None:
         assert wait_until(lambda: len(counter.polls) >= 3, timeout=5)
     assert set(counter.polls) != {threading.get_ident()}
     assert counter.closed_after == len(counter.polls)
+
+
+def test_a_poller_that_failed_raises_on_exit_unless_the_block_already_raises() -> None:
+    class Failing(Poller):
+        def poll(self) -> None:
+            raise ConnectionError("server went away")
+
+    with (
+        pytest.raises(RuntimeError, match="Failing stopped polling: ConnectionError") as raised,
+        Failing(0.01) as poller,
+    ):
+        assert wait_until(lambda: poller._error is not None, timeout=5)
+    assert isinstance(raised.value.__cause__, ConnectionError)
+    with pytest.raises(KeyError), Failing(0.01) as poller:  # the block's own exception is not replaced
+        assert wait_until(lambda: poller._error is not None, timeout=5)
+        raise KeyError("the block's")
