@@ -17,6 +17,7 @@ from pyspark.sql.types import StructField, StructType
 
 from lakehouse.catalog import KAFKA_COLUMNS
 from lakehouse.contract import CATEGORY_SPECS, PRODUCT_SPECS, FieldSpec, java_regex, rule_names
+from lakehouse.versions import MAX_VERSION_MILLIS, VERSION_FORMAT
 from spark_jobs.schemas import CATEGORY_SCHEMA, PRODUCT_SCHEMA
 
 
@@ -93,10 +94,6 @@ LONE_SURROGATE_ESCAPE = rf"(?<!\\)(?:\\\\)*(?:{_HIGH}(?!{_LOW})|(?<!{_HIGH}){_LO
 def _has_lone_surrogate_escape(raw: Column) -> Column:
     maybe = raw.contains("\\ud") | raw.contains("\\uD")  # the regex only where it can match
     return maybe & raw.rlike(LONE_SURROGATE_ESCAPE)
-
-
-# Versions hold the time as 13 digits of milliseconds (until 2286); Kafka's "no timestamp" is -1.
-MAX_VERSION_MILLIS = 10**13 - 1
 
 
 def _envelope_rules() -> list[tuple[str, Column]]:
@@ -224,7 +221,7 @@ def record_version(timestamp: Column, offset: Column, partition: Column) -> Colu
     partitions within the same millisecond (or within the brokers' clock skew) may be ordered either way:
     they were concurrent. The CSV backfill's partition -1 breaks that last tie below the others.
     """
-    return F.format_string("%013d.%019d.%010d", F.unix_millis(timestamp), offset, partition)
+    return F.format_string(VERSION_FORMAT, F.unix_millis(timestamp), offset, partition)
 
 
 def with_version(records: DataFrame) -> DataFrame:

@@ -10,6 +10,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from dataset.generate import product_rows
+from lakehouse.versions import version_text
 from spark_jobs import gold, transforms
 
 TOPIC = "ingest-product"
@@ -75,6 +76,7 @@ def test_versions_order_as_text_like_their_parts(spark) -> None:
     versions = [r[0] for r in frame.select(version).collect()]
     assert versions == sorted(versions)
     assert versions[-1] == f"{JAN_2024_MS}.{2**63 - 1}.{2**31 - 1}"
+    assert versions == [version_text(*part) for part in parts], "the speed layer's versions are the job's"
 
 
 def test_a_broker_time_a_version_cannot_hold_is_quarantined(spark) -> None:
