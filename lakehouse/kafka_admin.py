@@ -15,7 +15,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import IsolationLevel, KafkaError, KafkaException, TopicCollection, TopicPartition
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    TopicCollection,
+    TopicPartition,
+)
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -179,6 +186,16 @@ class KafkaAdmin:
         if moving:
             time.sleep(RETRY_BACKOFF_S)
         return moving
+
+    def group_offsets(self, group: str) -> Offsets:
+        """(topic, partition) -> the offset consumer group `group` committed (where it resumes); partitions it
+        committed nothing for are left out, and an unknown group has none."""
+        with self._failing_as(f"reading consumer group {group}'s offsets on", ()):
+            deadline = time.monotonic() + self.timeout_s
+            request = [ConsumerGroupTopicPartitions(group)]
+            futures = self._connected().list_consumer_group_offsets(request, request_timeout=self.timeout_s)
+            committed = _result(futures[group], deadline).topic_partitions or []
+            return {(tp.topic, tp.partition): tp.offset for tp in committed if tp.offset >= 0}
 
     def topic_facts(self, topics: Iterable[str]) -> dict[str, TopicFacts]:
         """topic -> its id and timestamp type; a topic the cluster does not have is left out."""

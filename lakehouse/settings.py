@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # Documents per bulk_write of the job's sink; 0 means the default for MONGO_SERVER (see mongo_bulk_size).
     mongo_bulk_documents: int = Field(0, ge=0)
 
+    # The speed layer's consumer group (speed_layer/consumer.py); empty means "speed-layer-<product topic>".
+    speed_layer_group: str = ""
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_url: str = "http://127.0.0.1:8000"
@@ -118,6 +121,11 @@ class Settings(BaseSettings):
         if self.mongo_bulk_documents:
             return self.mongo_bulk_documents
         return 50 if self.mongo_server == "ferretdb" else 1_000
+
+    @property
+    def speed_layer_group_id(self) -> str:
+        """SPEED_LAYER_GROUP, else `speed-layer-<KAFKA_TOPIC_PRODUCTS>`: one group per product topic."""
+        return self.speed_layer_group or f"speed-layer-{self.kafka_topic_products}"
 
     @property
     def kafka_topics(self) -> tuple[str, str]:

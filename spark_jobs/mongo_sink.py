@@ -110,6 +110,14 @@ def guarded_replace(document: Mapping[str, Any]) -> ReplaceOne:
     return ReplaceOne({"_id": document["_id"], "_v": {"$lte": document["_v"]}}, document, upsert=True)
 
 
+def replace_if_older(document: Mapping[str, Any]) -> ReplaceOne:
+    """The speed layer's guard: replace the stored document only when it carries an older `_v`; insert when
+    there is none. A stored equal `_v` is the job's write of that version (with the category name it joined
+    and any rename since), which the speed layer must not undo; the job's own guard (`guarded_replace`) lets
+    its write replace the speed layer's."""
+    return ReplaceOne({"_id": document["_id"], "_v": {"$lt": document["_v"]}}, document, upsert=True)
+
+
 def replace_by_id(document: Mapping[str, Any]) -> ReplaceOne:
     """For documents that carry no version: what the batch computed replaces what is stored."""
     return ReplaceOne({"_id": document["_id"]}, document, upsert=True)
@@ -292,9 +300,11 @@ class MongoSink:
         stats = self._write(collection, documents, guarded_replace)
         if stats.stale:
             # The job writes silver's current rows, so MongoDB holding newer versions means it is ahead of
-            # silver (silver or the checkpoint was reset while MongoDB was kept): worth an operator's look.
-            log.warning(
-                "%s: %d write(s) refused by the version guard, MongoDB holds newer versions (e.g. %s)",
+            # silver: the speed layer served a key's next version before this batch (the usual case), or
+            # silver or the checkpoint was reset while MongoDB was kept.
+            log.info(
+                "%s: %d write(s) refused by the version guard, MongoDB holds newer versions (e.g. %s; "
+                "served by the speed layer, or MongoDB kept while silver was reset)",
                 collection.name,
                 stats.stale,
                 ", ".join(map(str, stats.stale_keys)),
@@ -305,6 +315,12 @@ class MongoSink:
         """Products by asin, version-guarded. Every document is written, stale, or in `rejected`."""
         products = self.collection(catalog.PRODUCTS)
         return _logged(products, self._upsert_versioned(products, documents))
+
+    def upsert_products_ahead(self, documents: Iterable[Mapping[str, Any]]) -> WriteStats:
+        """The speed layer's write of products by asin (`replace_if_older`): a stored document of the same or a
+        newer version is kept and counted as stale. Every document is written, stale, or in `rejected`."""
+        products = self.collection(catalog.PRODUCTS)
+        return _logged(products, self._write(products, documents, replace_if_older))
 
     def upsert_categories(self, documents: Iterable[Mapping[str, Any]]) -> WriteStats:
         """Categories, and the name of every product of a category whose served name this changes. The

@@ -16,6 +16,7 @@ from lakehouse.mongo import serving_db
 from lakehouse.settings import cluster_settings, load_settings
 from spark_jobs.progress import lag_per_topic
 from spark_jobs.supervisor import read_status, status_lines
+from speed_layer.consumer import speed_layer_lag
 from stack.pipeline import run_pipeline
 from stack.services import ALL_SERVICES, CLUSTER_SERVICES, LocalStack, MemorySampler, process_tree_rss
 
@@ -45,6 +46,8 @@ def _print_pipeline(stack: LocalStack) -> None:
     else:
         shown = ", ".join(f"{topic} {behind:,}" for topic, behind in sorted(lag.items())) if lag is not None else None
         print(f"lag (records not yet processed): {shown or 'no batch committed yet'}")
+        ahead = speed_layer_lag(stack.settings)
+        print(f"speed layer lag (product records not yet read): {'nothing read yet' if ahead is None else ahead}")
     try:
         db = serving_db(stack.settings, server_selection_timeout_ms=2000)
         age = serving.freshness_seconds(db)

@@ -22,7 +22,7 @@ from stack.spark_cluster import SparkStandalone
 log = logging.getLogger(__name__)
 
 INFRASTRUCTURE = ("kafka", "mongo")
-APPLICATIONS = ("api", "job", "dashboard")
+APPLICATIONS = ("api", "speed", "job", "dashboard")
 ALL_SERVICES = INFRASTRUCTURE + APPLICATIONS
 # Cluster mode adds the Spark standalone cluster; its processes and the extra Kafka nodes are found by their
 # pid files, so `make down` stops them whichever mode started them.
@@ -78,6 +78,8 @@ class LocalStack:
             self.spark.start()
         if "api" in wanted:
             self.start_api()
+        if "speed" in wanted:
+            self.start_speed_layer()
         if "job" in wanted:
             self.start_job()
         if "dashboard" in wanted:
@@ -102,6 +104,10 @@ class LocalStack:
         process.start(command, env=self.env, cwd=PROJECT_ROOT)
         if not wait_until(lambda: _http_ok(f"{self.settings.api_url}/health"), timeout):
             raise RuntimeError(f"the API did not start in {timeout:.0f}s:\n{process.log_tail()}")
+
+    def start_speed_layer(self) -> None:
+        """The speed layer (speed_layer/consumer.py): serves new products in MongoDB ahead of the job."""
+        self.process("speed").start([self.python, "-m", "speed_layer"], env=self.env, cwd=PROJECT_ROOT)
 
     def start_job(self, spark_submit: bool = False) -> None:
         """The streaming job, as `python -m` or, as a user would run it, through `spark-submit`; always

@@ -82,6 +82,24 @@ def test_a_newer_version_replaces_and_a_replayed_batch_changes_nothing(sink: Mon
     assert sink.db.products.count_documents({}) == 5
 
 
+def test_the_speed_layer_never_replaces_the_jobs_write_of_a_version_and_the_job_replaces_its(sink: MongoSink) -> None:
+    """The speed layer's guard refuses an equal version, the job's accepts it (mongo_sink.replace_if_older)."""
+    jobs = product("B000000001", 5, 10.0, category_name="Renamed by the job")
+    sink.upsert_products([jobs])
+    speed = [product("B000000001", 5, 10.0, category_name=None), product("B000000002", 5, 1.0)]
+
+    assert sink.upsert_products_ahead(speed) == WriteStats(written=1, stale=1)
+    assert sink.db.products.find_one({"_id": "B000000001"})["category_name"] == "Renamed by the job"
+    assert sink.upsert_products_ahead([product("B000000001", 4, 9.0)]) == WriteStats(stale=1)  # older
+    assert sink.upsert_products_ahead([product("B000000001", 6, 12.0)]) == WriteStats(written=1)  # newer
+
+    assert sink.upsert_products([product("B000000002", 5, 1.0, category_name="Joined by the job")]) == WriteStats(
+        written=1
+    )
+    assert sink.db.products.find_one({"_id": "B000000002"})["category_name"] == "Joined by the job"
+    assert prices(sink.db) == {"B000000001": 12.0, "B000000002": 1.0}
+
+
 def test_bulks_larger_than_one_chunk_keep_every_document(sink: MongoSink) -> None:
     documents = [product(f"B{i:09d}", 1, float(i)) for i in range(sink.chunk_size * 2 + 7)]
     assert sink.upsert_products(documents).written == len(documents)

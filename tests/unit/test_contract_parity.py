@@ -28,8 +28,10 @@ from client.transformer import BadRow, read_categories, read_products
 from lakehouse.contract import CATEGORY_SPECS, PRODUCT_SPECS, FieldSpec
 from lakehouse.schemas import Category, Product
 from spark_jobs import backfill, transforms
+from speed_layer.documents import Skip, product_document, servable
 from tests.strategies import TEXT, any_json_value, valid_record
 from tests.unit.test_spark_transforms import kafka_rows
+from tests.unit.test_speed_layer import KafkaRecord
 
 PARITY_SETTINGS = settings(
     # PARITY_EXAMPLES=120 for a longer search (9 minutes here); 15 keeps `make test` short.
@@ -70,19 +72,43 @@ def job_verdicts(spark, bodies: list[str], parse, specs: tuple[FieldSpec, ...]) 
     return [None if row["_error"] else {name: row[name] for name in names} for row in rows]
 
 
-def assert_parity(spark, bodies: list[str], model: type[BaseModel], parse, specs: tuple[FieldSpec, ...]) -> None:
+def assert_parity(
+    spark, bodies: list[str], model: type[BaseModel], parse, specs: tuple[FieldSpec, ...]
+) -> list[dict[str, Any] | None]:
+    """Asserts the API's verdicts are the job's; returns the job's."""
     jobs = job_verdicts(spark, bodies, parse, specs)
     for body, job in zip(bodies, jobs, strict=True):
         api = api_verdict(body, model)
         assert api == job, f"{body!r}: API {'accepts ' + repr(api) if api else 'rejects'}, job {job!r}"
+    return jobs
+
+
+def speed_layer_verdict(body: str) -> dict[str, Any] | None:
+    """The contract's fields of the document the speed layer serves for this value, or None when it skips it."""
+    found = servable(KafkaRecord(body.encode("utf-8", "surrogatepass")))
+    if isinstance(found, Skip):
+        return None
+    document = product_document(found, None)
+    return {spec.name: document[spec.name] for spec in PRODUCT_SPECS}
+
+
+def assert_the_speed_layer_serves_only_what_the_job_serves(
+    bodies: list[str], jobs: list[dict[str, Any] | None]
+) -> None:
+    for body, job in zip(bodies, jobs, strict=True):
+        served = speed_layer_verdict(body)
+        if served is not None:
+            assert served == job, f"{body!r}: the speed layer serves {served!r}, the job {job!r}"
+            assert [type(v) for v in served.values()] == [type(v) for v in job.values()], body  # type: ignore[union-attr]
 
 
 @PARITY_SETTINGS
 @given(bodies=st.lists(any_json_value(Product), min_size=1, max_size=40))
 @example(bodies=ISSUE_INPUTS)
 @example(bodies=LONG_NUMBERS)
-def test_the_api_and_the_job_agree_on_every_product(spark, bodies: list[str]) -> None:
-    assert_parity(spark, bodies, Product, transforms.parse_products, PRODUCT_SPECS)
+def test_the_api_the_job_and_the_speed_layer_agree_on_every_product(spark, bodies: list[str]) -> None:
+    jobs = assert_parity(spark, bodies, Product, transforms.parse_products, PRODUCT_SPECS)
+    assert_the_speed_layer_serves_only_what_the_job_serves(bodies, jobs)
 
 
 @PARITY_SETTINGS

@@ -33,6 +33,7 @@ def test_every_component_of_the_pipeline_is_a_service() -> None:
         "mongo-express",
         "kafka-ui",
         "api",
+        "speed-layer",
         "spark-master",
         "spark-worker",
         "spark-job",
@@ -85,7 +86,7 @@ def test_dependencies_wait_for_health_and_health_is_checked() -> None:
 
 def test_applications_use_the_same_variable_names_as_local_mode() -> None:
     known = {name.upper() for name in Settings.model_fields}
-    for name in ("api", "spark-job", "dashboard", "jupyter"):
+    for name in ("api", "speed-layer", "spark-job", "dashboard", "jupyter"):
         environment = SERVICES[name]["environment"]
         assert set(environment) <= known, set(environment) - known
         assert environment["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:29092,kafka-2:29092,kafka-3:29092"

@@ -1,0 +1,3 @@
+from speed_layer.consumer import main
+
+main()
