@@ -29,7 +29,7 @@ MVN := mvn -B -q
 CHROMEDRIVER := /usr/bin/chromedriver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: lock setup run run-cluster up down status test test-unit test-integration lint bench bench-mongo-servers bench-cluster bench-freshness check backfill \
+.PHONY: lock setup run run-cluster up down status test test-unit test-integration lint bench bench-mongo-servers bench-cluster bench-freshness bench-full-dataset check backfill \
 	reset-checkpoint clean distclean
 
 setup: $(VENV)/.installed build/jars/kafka/.copied build/jars/spark/.copied $(MONGO_SERVER_BIN_$(MONGO_SERVER)) \
@@ -145,9 +145,14 @@ bench-mongo-servers: setup $(MONGO_CANDIDATES)
 bench-cluster: setup
 	$(PY) -m bench.cluster_throughput --products 100000
 
-# Freshness (issue #9, target 1): a POST's 201 to MongoDB, the API read and gold, beside the Kafka floor (~5 min).
+# Freshness (issue #9, target 1): a POST's 201 to MongoDB, the API read and gold, beside the Kafka floor, for the job
+# alone (the baseline) and with the speed layer (~15 min).
 bench-freshness: setup
 	$(PY) -m bench.freshness
+
+# Issue #9's targets 2 and 4: 1.4M generated products through the client, the API, Kafka, the speed layer and the job.
+bench-full-dataset: setup
+	$(PY) -m bench.full_dataset
 
 # Do Kafka, bronze, silver, MongoDB and gold agree? (run while the job is idle)
 check: setup

@@ -2,10 +2,12 @@
 `GET /products/{asin}`, and how far gold is behind, beside the Kafka floor measured in the same run.
 
     flock /tmp/lakehouse-stack.lock .venv/bin/python -m bench.freshness [--seconds 60] [--rate 2]
-        [--batch-seconds 20] [--batch-size 1000] [--drain 600] [--seed 11]
+        [--batch-seconds 20] [--batch-size 1000] [--drain 600] [--seed 11] [--designs job,speed]
 
-One run of the current streaming job on the local stack's Kafka broker and MongoDB server (started if they
-are not running, and then stopped again), with its own topics, database and lakehouse; the API and the job are
+Two designs, one after the other in the same run (`--designs`): `job`, the streaming job alone (the design
+before the speed layer, the baseline), and `speed`, the speed layer (speed_layer/consumer.py) beside the same
+job. Each runs on the local stack's Kafka broker and MongoDB server (started if they are not running, and then
+stopped again), with its own topics, database and lakehouse; the API, the job (and the speed layer) are
 started, 248 categories and 2,000 products sent and waited for until gold has them (warm-up, not counted).
 Then two loads, one after the other, of products not seen before:
 
@@ -14,7 +16,7 @@ Then two loads, one after the other, of products not seen before:
 
 Baseline, the Kafka floor: a read_committed confluent-kafka consumer (as the job reads) follows the product
 topic from a thread and notes when each asin (the record's key) became readable from Kafka. Nothing
-downstream can be fresher, so `Kafka -> MongoDB` is the job's share of the delay.
+downstream can be fresher, so `Kafka -> MongoDB` is the share of the job (or the speed layer).
 
 A reader polls every 50 ms: MongoDB for the posted asins not seen yet, `GET /products/{asin}` for the
 trickle's once MongoDB has them (the API reads MongoDB, so its figure is MongoDB's plus the read), and
@@ -22,7 +24,7 @@ gold_summary's product count, which reaches a record's place in the posting orde
 record not seen within `--drain` seconds of the load's end counts as not seen; after that the bench waits for
 the job's lag to reach 0.
 
-Printed per load, in seconds from the 201 (time.monotonic after the response; the Kafka floor can be slightly
+Printed per design and load, in seconds from the 201 (time.monotonic after the response; the Kafka floor can be slightly
 negative, as the record is readable before the client has read the response): p50, p99 and max to Kafka, to
 MongoDB, to the API read and to gold, and the job's micro-batches with their mean seconds per step
 (pipeline_events `steps`). Targets (issue #9): MongoDB and API read p50 <= 1 s and p99 <= 3 s; gold at most
@@ -40,17 +42,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Self
 
 import httpx
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from bench.runs import run_settings
 from dataset.generate import category_rows, product_rows
 from lakehouse import catalog
 from lakehouse.kafka_admin import librdkafka_log
 from lakehouse.mongo import mongo_client, serving_db
-from lakehouse.settings import PROJECT_ROOT, Settings, load_settings
+from lakehouse.settings import Settings, load_settings
 from spark_jobs.progress import lag_per_topic
 from stack.processes import Poller, wait_until
 from stack.services import LocalStack
@@ -65,7 +67,7 @@ TARGETS: dict[str, tuple[float | None, float | None, float | None]] = {
     "201 -> MongoDB": (1.0, 3.0, None),
     "201 -> API read": (1.0, 3.0, None),
     "201 -> gold": (None, None, 15.0),
-    "Kafka -> MongoDB (job)": (None, None, None),
+    "Kafka -> MongoDB": (None, None, None),
 }
 
 
@@ -76,6 +78,7 @@ class Load:
 
     name: str
     through_api: bool
+    design: str = "job"
     posted: dict[str, float] = field(default_factory=dict)
     in_kafka: dict[str, float] = field(default_factory=dict)
     in_mongo: dict[str, float] = field(default_factory=dict)
@@ -88,7 +91,7 @@ class Load:
     def delays(self, seen: dict[str, float]) -> list[float]:
         return sorted(seen[asin] - posted for asin, posted in self.posted.items() if asin in seen)
 
-    def job_share(self) -> list[float]:
+    def pipeline_share(self) -> list[float]:
         """Per record seen in both: seconds from readable in Kafka to readable in MongoDB."""
         return sorted(self.in_mongo[asin] - at for asin, at in self.in_kafka.items() if asin in self.in_mongo)
 
@@ -98,7 +101,7 @@ class Load:
         return (
             {"201 -> Kafka (floor)": self.delays(self.in_kafka), "201 -> MongoDB": self.delays(self.in_mongo)}
             | api
-            | {"201 -> gold": self.delays(self.in_gold), "Kafka -> MongoDB (job)": self.job_share()}
+            | {"201 -> gold": self.delays(self.in_gold), "Kafka -> MongoDB": self.pipeline_share()}
         )
 
 
@@ -182,34 +185,16 @@ def api_headers(config: Settings) -> dict[str, str]:
     return {"X-API-Key": config.api_key} if config.api_key else {}
 
 
-def run_folder(run: str) -> Path:
-    return PROJECT_ROOT / "var" / "bench" / "freshness" / run
-
-
-def bench_settings() -> Settings:
-    run = uuid.uuid4().hex[:8]
-    folder = run_folder(run)
-    return load_settings(
-        kafka_topic_products=f"bench-product-{run}",
-        kafka_topic_categories=f"bench-category-{run}",
-        kafka_topic_processed=f"bench-processed-{run}",
-        kafka_transactional_id=f"bench-{run}",
-        mongo_db=f"bench_freshness_{run}",
-        lakehouse_path=folder / "lakehouse",
-        checkpoint_path=folder / "checkpoints",
-        api_port=API_PORT,
-        api_url=f"http://127.0.0.1:{API_PORT}",
-    )
-
-
 @contextmanager
-def running(config: Settings) -> Iterator[LocalStack]:
-    """The API and the job on the bench's topics and database; afterwards both stopped, the database dropped
-    and the lakehouse folder removed."""
+def running(config: Settings, design: str) -> Iterator[LocalStack]:
+    """The API and the job (and for the `speed` design the speed layer) on the bench's topics and database;
+    afterwards all stopped, the database dropped and the lakehouse folder removed."""
     stack = LocalStack(config, instance="freshness")
     stack.kafka.create_topics()
     try:
         stack.start_api()
+        if design == "speed":
+            stack.start_speed_layer()
         stack.start_job()
         yield stack
     finally:
@@ -296,21 +281,21 @@ def measure(config: Settings, watcher: KafkaWatcher, load: Load, send: Sender, g
     job_steps(config, load)
 
 
-def run(args: argparse.Namespace) -> list[Load]:
-    config = bench_settings()
+def run(args: argparse.Namespace, design: str) -> list[Load]:
+    config = run_settings("freshness", API_PORT)
     wanted = WARM_UP_PRODUCTS + int(args.rate * args.seconds) + args.batch_size * int(args.batch_seconds)
     rows = product_rows(wanted, CATEGORIES, args.seed)
     sends: list[tuple[Load, Sender]] = []
     loads: list[Load] = []
     with (
-        running(config) as stack,
+        running(config, design) as stack,
         httpx.Client(base_url=config.api_url, headers=api_headers(config), timeout=60) as http,
     ):
         warm_up(stack, http, [next(rows) for _ in range(WARM_UP_PRODUCTS)])
         print(f"warm-up done ({WARM_UP_PRODUCTS:,} products in gold)", flush=True)
-        sends.append((Load("trickle", True), lambda load: trickle(http, load, rows, args.rate, args.seconds)))
+        sends.append((Load("trickle", True, design), lambda load: trickle(http, load, rows, args.rate, args.seconds)))
         sends.append(
-            (Load("batch", False), lambda load: batches(http, load, rows, args.batch_size, args.batch_seconds))
+            (Load("batch", False, design), lambda load: batches(http, load, rows, args.batch_size, args.batch_seconds))
         )
         with KafkaWatcher(config) as watcher:
             assert wait_until(lambda: len(watcher.seen) >= WARM_UP_PRODUCTS, 60), "the Kafka watcher read nothing"
@@ -338,7 +323,7 @@ def percentiles(delays: list[float], posted: int) -> str:
 
 def describe(load: Load) -> str:
     posted = len(load.posted)
-    lines = [f"{load.name} ({posted:,} records):"]
+    lines = [f"{load.design}, {load.name} ({posted:,} records):"]
     for name, delays in load.paths().items():
         lines.append(f"  {name + ':':<24}{percentiles(delays, posted)}")
     steps = ", ".join(f"{name} {seconds:.2f}" for name, seconds in load.steps.items())
@@ -362,7 +347,8 @@ def target_text(name: str) -> str:
 
 
 def summary_table(loads: list[Load]) -> str:
-    header = f"{'load':<8} {'path':<23} {'seen':>11} {'p50 s':>7} {'p99 s':>7} {'max s':>7}  {'target':<14} result"
+    columns = f"{'seen':>11} {'p50 s':>7} {'p99 s':>7} {'max s':>7}  {'target':<14} result"
+    header = f"{'design':<7} {'load':<8} {'path':<23} {columns}"
     lines = [header, "-" * len(header)]
     for load in loads:
         for name, delays in load.paths().items():
@@ -370,7 +356,9 @@ def summary_table(loads: list[Load]) -> str:
             result = verdict(name, figures) if len(delays) == len(load.posted) else "MISSED (unseen)"
             numbers = " ".join(f"{figure:>7.2f}" for figure in figures)
             seen = f"{len(delays)}/{len(load.posted)}"
-            lines.append(f"{load.name:<8} {name:<23} {seen:>11} {numbers}  {target_text(name):<14} {result}")
+            lines.append(
+                f"{load.design:<7} {load.name:<8} {name:<23} {seen:>11} {numbers}  {target_text(name):<14} {result}"
+            )
     return "\n".join(lines)
 
 
@@ -382,15 +370,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=1_000, help="records per batch POST (one per second)")
     parser.add_argument("--drain", type=float, default=600, help="seconds to wait for the job after a load")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--designs", default="job,speed", help="job (the job alone, the baseline), speed (the speed layer beside it)"
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     with infrastructure():
-        loads = run(args)
-    print(f"\nfreshness of the current job ({time.monotonic() - started:.0f} s wall time, warm-up included)")
+        loads = [load for design in args.designs.split(",") for load in run(args, design)]
+    print(f"\nfreshness per design ({time.monotonic() - started:.0f} s wall time, warm-ups included)")
     print(summary_table(loads))
     for load in loads:
         steps = ", ".join(f"{name} {seconds:.2f}" for name, seconds in load.steps.items())
-        print(f"{load.name}: {load.batches} micro-batches, mean seconds per step: {steps}")
+        print(f"{load.design}, {load.name}: {load.batches} micro-batches, mean seconds per step: {steps}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -26,13 +25,13 @@ from pathlib import Path
 
 import httpx
 
+from bench.runs import BENCH_DIR, run_settings
 from client.transformer import Record, read_products
 from dataset.generate import write_dataset
-from lakehouse.settings import PROJECT_ROOT, Settings, load_settings
+from lakehouse.settings import PROJECT_ROOT, Settings
 from stack.processes import Poller, ServiceProcess, wait_until
 from stack.services import LocalStack, process_tree_rss
 
-BENCH_DIR = PROJECT_ROOT / "var" / "bench"
 API_PORT, BASELINE_PORT = 18100, 18101
 
 
@@ -47,18 +46,6 @@ class Rate:
 
     def __str__(self) -> str:
         return f"{self.per_second:,.0f} records/s ({self.records:,} in {self.seconds:.2f}s)"
-
-
-def bench_settings() -> Settings:
-    run = uuid.uuid4().hex[:8]
-    return load_settings(
-        kafka_topic_products=f"bench-product-{run}",
-        kafka_topic_categories=f"bench-category-{run}",
-        kafka_topic_processed=f"bench-processed-{run}",
-        mongo_db=f"bench_{run}",
-        api_port=API_PORT,
-        api_url=f"http://127.0.0.1:{API_PORT}",
-    )
 
 
 @contextmanager
@@ -201,7 +188,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="client threads for single POSTs")
     args = parser.parse_args()
 
-    config = bench_settings()
+    config = run_settings("ingest", API_PORT)
     stack = LocalStack(config, instance="bench")
     stack.kafka.start()
     data = write_dataset(BENCH_DIR / "data", args.products, 248, seed=7)
