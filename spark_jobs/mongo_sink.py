@@ -159,9 +159,18 @@ def reduced_quarantine(document: Mapping[str, Any], reason: str) -> dict[str, An
 # Sending and narrowing down -----------------------------------------------------------------------------------
 
 
-def _bulk(collection: Collection, documents: Sequence[Mapping[str, Any]], operations: list[Any]) -> WriteStats:
+def _bulk(
+    collection: Collection, documents: Sequence[Mapping[str, Any]], operations: list[Any], again: bool = True
+) -> WriteStats:
     """One unordered bulk; per-document write errors become stale or rejected documents. Raises what is not
-    about the documents (write concern errors, server-side codes) and what fails the bulk as a whole."""
+    about the documents (write concern errors, server-side codes) and what fails the bulk as a whole.
+
+    A duplicate-key error means the guard's filter matched nothing and a document with that `_id` exists: a
+    newer version (stale), or one another writer inserted between the match and the insert (the speed layer
+    and the job writing a new key at once; MongoDB retries such an upsert itself only when its filter is an
+    equality on `_id` alone, and the guard's `_v` range is not). So those operations are sent once more
+    (`again`): then the guard sees the inserted document, and a second duplicate-key error is a stale write.
+    """
     try:
         result = collection.bulk_write(operations, ordered=False)
         return WriteStats(written=result.upserted_count + result.matched_count)
@@ -170,18 +179,19 @@ def _bulk(collection: Collection, documents: Sequence[Mapping[str, Any]], operat
         errors = details["writeErrors"]
         if details["writeConcernErrors"] or any(e["code"] in SERVER_SIDE_CODES for e in errors):
             raise
-        stale = [documents[e["index"]].get("_id") for e in errors if e["code"] == DUPLICATE_KEY]
+        duplicates = [e["index"] for e in errors if e["code"] == DUPLICATE_KEY]
         rejected = [
             Rejected(documents[e["index"]].get("_id"), _refusal(e["errmsg"], e["code"]), documents[e["index"]])
             for e in errors
             if e["code"] != DUPLICATE_KEY
         ]
-        return WriteStats(
-            written=details["nUpserted"] + details["nMatched"],
-            stale=len(stale),
-            stale_keys=stale[:5],
-            rejected=rejected,
-        )
+        stats = WriteStats(written=details["nUpserted"] + details["nMatched"], rejected=rejected)
+        if again and duplicates:
+            stats.add(_bulk(collection, [documents[i] for i in duplicates], [operations[i] for i in duplicates], False))
+        else:
+            stale = [documents[i].get("_id") for i in duplicates]
+            stats.add(WriteStats(stale=len(stale), stale_keys=stale[:5]))
+        return stats
 
 
 def _refusal(message: str, code: int | None) -> str:
@@ -219,9 +229,9 @@ class MongoSink:
         self.max_document_bytes = MAX_DOCUMENT_BYTES
 
     @classmethod
-    def connect(cls, config: Settings) -> MongoSink:
-        """The sink for MONGO_URI / MONGO_DB."""
-        return cls(serving_db(config, app_name="amazon-lakehouse-job"), config.mongo_bulk_size)
+    def connect(cls, config: Settings, app_name: str = "amazon-lakehouse-job") -> MongoSink:
+        """The sink for MONGO_URI / MONGO_DB; `app_name` names its connections in the server's logs."""
+        return cls(serving_db(config, app_name=app_name), config.mongo_bulk_size)
 
     def setup(self) -> None:
         """Ask the server its document size limit (fail fast with the URI's error) and create the indexes the

@@ -4,23 +4,28 @@ in MongoDB with a version guard, store the offsets read.
     python -m speed_layer        # KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC_PRODUCTS, MONGO_URI, MONGO_DB,
                                  # SPEED_LAYER_GROUP (default speed-layer-<product topic>)
 
-Why it exists: a micro-batch of the streaming job is a dozen Spark actions and Delta commits (about 40 s on
-two cores), so a product reaches MongoDB 25-50 s after its 201 through the job alone (README, "Freshness and
-scale"). This consumer writes it within a second; the job still writes every version afterwards and stays
-the authority (silver, quarantine, category names and renames, price history, gold).
+Why it exists: a micro-batch of the streaming job is a dozen Spark actions and Delta commits (40-50 s on
+two cores), so through the job alone a product reached MongoDB p50 31-58 s, p99 60-70 s after its 201
+(bench/freshness.py; README, "Freshness and scale"). This consumer writes it within a second; the job
+still writes every version afterwards and stays the authority (silver, quarantine, category names and
+renames, price history, gold).
 
 How it stays consistent with the job:
 - It serves only what the job serves, as the job serves it (documents.py), and only products: a category
   document written here would tell the job's sink that a rename is done before it renamed the products.
 - Its guard refuses a stored equal or newer `_v` (mongo_sink.replace_if_older); the job's accepts an equal
   one. So a key's served version never goes back, and every version the job processes ends as the job's
-  document: at the job's lag 0, MongoDB is what it would be without the speed layer (`make check`).
+  document: at the job's lag 0, MongoDB is what it would be without the speed layer. Except for records
+  the job never reads (deleted from Kafka before it read them, or lost to a checkpoint reset after a topic
+  was re-created: operator actions the job reports): what the speed layer served of them stays until
+  `make backfill` rebuilds MongoDB from silver.
 - It is stateless: its consumer group (`SPEED_LAYER_GROUP`) keeps its offsets, committed after the write
   (at least once; a record served twice is refused the second time). A new group starts at the topic's
   beginning, so nothing produced while it started is missed; what the job served already is refused by the
   guard (2,000 refused writes take 0.3-0.4 s, bench/mongo_servers.py). Anything it skips, misses (MongoDB
   away, a partition added before it noticed) or cannot write is served by the job's next micro-batch
-  instead: nothing waits on it and nothing is lost.
+  instead: nothing waits on it. When MongoDB does not answer at its start or Kafka fails fatally it logs
+  it and starts again after RESTART_DELAY_S.
 """
 
 from __future__ import annotations
@@ -30,11 +35,10 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message
 from pymongo.errors import PyMongoError
 
 from lakehouse import catalog
@@ -45,10 +49,11 @@ from speed_layer.documents import Servable, Skip, latest_per_key, product_docume
 
 log = logging.getLogger("speed_layer")
 
-# Records per poll: one bulk_write of the sink (mongo_sink.BULK_CHUNK).
+# Records per poll: one bulk_write of the sink on the default server (mongo_sink.BULK_CHUNK).
 MAX_RECORDS_PER_POLL = 1_000
 POLL_TIMEOUT_S = 0.1
 LOG_EVERY_S = 10.0
+RESTART_DELAY_S = 5.0
 
 
 @dataclass
@@ -109,7 +114,7 @@ class SpeedLayer:
     def connect(cls, config: Settings) -> SpeedLayer:
         """Subscribed to KAFKA_TOPIC_PRODUCTS, the sink's indexes created. Raises PyMongoError when MongoDB
         does not answer."""
-        sink = MongoSink.connect(config)
+        sink = MongoSink.connect(config, app_name="amazon-lakehouse-speed-layer")
         sink.setup()
         consumer = Consumer(consumer_config(config))
         consumer.subscribe([config.kafka_topic_products])
@@ -120,11 +125,21 @@ class SpeedLayer:
         a record waits here), writes the servable products, stores the offsets read. Raises KafkaException on
         a fatal consumer error."""
         messages = [m for m in self.consumer.consume(MAX_RECORDS_PER_POLL, POLL_TIMEOUT_S) if _is_record(m)]
-        if not messages:
-            return Served()
-        served = self._write(messages)
-        self.consumer.store_offsets(offsets=_next_offsets(messages))
+        served = self._write(messages) if messages else Served()
+        self._store_positions()
         return served
+
+    def _store_positions(self) -> None:
+        """Stores each assigned partition's position as the offset to commit: past every record returned (and
+        written), and past transaction markers and aborted records, which are never returned. (The last
+        record's offset + 1 would be a transaction's commit marker: the group's lag would never reach 0.)"""
+        positions = [tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0]
+        if not positions:
+            return
+        try:
+            self.consumer.store_offsets(offsets=positions)
+        except KafkaException as error:  # a partition revoked since: its next owner reads it from the last commit
+            log.debug("offsets not stored: %s", error)
 
     def _write(self, messages: list[Message]) -> Served:
         served = Served(read=len(messages))
@@ -145,7 +160,7 @@ class SpeedLayer:
             return served
         served.written, served.rejected = stats.written, len(stats.rejected)
         served.stale = stats.stale + len(records) - len(documents)
-        if documents:
+        if stats.written:
             served.max_delay_s = time.time() - min(d["_kafka_ts"].timestamp() for d in documents)
         return served
 
@@ -185,15 +200,6 @@ def _is_record(message: Message) -> bool:
     return False
 
 
-def _next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
-    """Per partition, the offset after the last record read: where the group resumes."""
-    ends: dict[tuple[str, int], int] = {}
-    for message in messages:
-        key = (message.topic(), message.partition())
-        ends[key] = max(ends.get(key, 0), message.offset() + 1)
-    return [TopicPartition(topic, partition, offset) for (topic, partition), offset in ends.items()]
-
-
 def speed_layer_lag(config: Settings) -> int | None:
     """Committed product records the speed layer has not read yet (its group's committed offsets against the
     topic's last stable offsets); None before its group committed anything. Raises KafkaAdminError when Kafka
@@ -203,7 +209,7 @@ def speed_layer_lag(config: Settings) -> int | None:
     if not read:
         return None
     ends = admin.end_offsets([config.kafka_topic_products], committed_only=True)
-    return sum(max(0, end - read.get(partition, 0)) for partition, end in ends.items())
+    return sum(max(0, end - read.get(topic_partition, 0)) for topic_partition, end in ends.items())
 
 
 def main() -> None:
@@ -211,7 +217,19 @@ def main() -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    speed_layer = SpeedLayer.connect(settings)
+    while not stop.is_set():
+        serve_until_failure(stop)
+
+
+def serve_until_failure(stop: threading.Event) -> None:
+    """Connects and serves until `stop` is set; when MongoDB does not answer at the start or Kafka fails
+    fatally, logs it and returns after RESTART_DELAY_S (main starts again: it keeps no state of its own)."""
+    try:
+        speed_layer = SpeedLayer.connect(settings)
+    except PyMongoError as error:
+        log.warning("MongoDB does not answer (%s); trying again in %.0fs", error, RESTART_DELAY_S)
+        stop.wait(RESTART_DELAY_S)
+        return
     log.info(
         "serving %s from %s into %s as consumer group %s",
         settings.kafka_topic_products,
@@ -220,7 +238,9 @@ def main() -> None:
         settings.speed_layer_group_id,
     )
     try:
-        total = speed_layer.run(stop)
+        log.info("stopped: %s", speed_layer.run(stop).summary())
+    except KafkaException as error:
+        log.error("Kafka failed (%s); starting again in %.0fs", error, RESTART_DELAY_S)
+        stop.wait(RESTART_DELAY_S)
     finally:
         speed_layer.close()
-    log.info("stopped: %s", total.summary())

@@ -13,8 +13,6 @@ job's later write of the same version sets (mongo_sink's guard lets an equal `_v
   such a record is skipped.
 - Broker time: a record stamped by its producer (a topic not on LogAppendTime), or at a time a version
   cannot hold, is skipped; the job refuses such a topic, or quarantines such a record.
-- A product whose processed-topic value could pass Kafka's record limit is skipped: the job quarantines
-  it, and Spark writes that value a little differently than Python would measure it.
 """
 
 from __future__ import annotations
@@ -31,9 +29,6 @@ from lakehouse.contract import PRODUCT_SPECS
 from lakehouse.schemas import Product
 from lakehouse.versions import version_text
 
-# Half of the processed-topic limit (serving_writer.MAX_PUBLISHED_BYTES): the served product's JSON is its
-# value plus a few hundred bytes of coordinates, far below it; nearer the limit the job alone decides.
-MAX_SERVED_VALUE_BYTES = 500_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FLOAT_FIELDS = frozenset(spec.name for spec in PRODUCT_SPECS if spec.kind == "float")
 
@@ -48,7 +43,6 @@ class Skip:
 SKIP_NO_VALUE = Skip("no value")
 SKIP_PRODUCER_TIME = Skip("stamped by its producer, not the broker")
 SKIP_TIME_RANGE = Skip("broker time a version cannot hold")
-SKIP_LARGE = Skip("value near the processed topic's record limit")
 SKIP_INVALID = Skip("invalid or with unknown fields (the API's verdict)")
 
 
@@ -69,8 +63,6 @@ def servable(message: Message) -> Servable | Skip:
     value = message.value()
     if value is None:
         return SKIP_NO_VALUE
-    if len(value) > MAX_SERVED_VALUE_BYTES:
-        return SKIP_LARGE
     kind, millis = message.timestamp()
     if kind != TIMESTAMP_LOG_APPEND_TIME:
         return SKIP_PRODUCER_TIME

@@ -41,12 +41,12 @@ def _print_pipeline(stack: LocalStack) -> None:
         print(line)
     try:
         lag = lag_per_topic(stack.settings)
+        ahead = speed_layer_lag(stack.settings)
     except KafkaException as error:
         print(f"lag: Kafka unreachable ({error})")
     else:
         shown = ", ".join(f"{topic} {behind:,}" for topic, behind in sorted(lag.items())) if lag is not None else None
         print(f"lag (records not yet processed): {shown or 'no batch committed yet'}")
-        ahead = speed_layer_lag(stack.settings)
         print(f"speed layer lag (product records not yet read): {'nothing read yet' if ahead is None else ahead}")
     try:
         db = serving_db(stack.settings, server_selection_timeout_ms=2000)

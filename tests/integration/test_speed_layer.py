@@ -47,8 +47,9 @@ def speedy(infrastructure: LocalStack, tmp_path_factory: pytest.TempPathFactory)
         yield pipeline
 
 
-def post(pipeline: Pipeline, path: str, body: dict[str, Any]) -> None:
-    response = httpx.post(f"{pipeline.settings.api_url}{path}", json=body, timeout=30)
+def post(pipeline: Pipeline, path: str, body: dict[str, Any] | list[dict[str, Any]], key: str = "") -> None:
+    headers = {"Idempotency-Key": key} if key else {}
+    response = httpx.post(f"{pipeline.settings.api_url}{path}", json=body, headers=headers, timeout=30)
     assert response.status_code == 201, response.text
 
 
@@ -110,9 +111,12 @@ def test_the_speed_layer_serves_before_the_job_and_the_job_ends_with_its_own_doc
     speedy.stack.start_job()
     speedy.wait_until_idle()
     post(speedy, "/categories", {"id": renamed_category, "category_name": "New name"})
-    newest = asin()
+    newest, batched = asin(), asin()
     post(speedy, "/products", product(newest, 5.0, renamed_category))
+    # A transaction (a batch with its key): its commit marker is an offset the speed layer's lag steps over.
+    post(speedy, "/products/batch", [product(batched, 6.0, renamed_category)], key=f"speed-{batched}")
     wait_served(speedy, newest, 5.0)
+    wait_served(speedy, batched, 6.0)
     speedy.wait_until_idle()
 
     after = served(speedy, second)

@@ -11,9 +11,7 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME
 from lakehouse import catalog
 from lakehouse.versions import MAX_VERSION_MILLIS, version_text
 from speed_layer.documents import (
-    MAX_SERVED_VALUE_BYTES,
     SKIP_INVALID,
-    SKIP_LARGE,
     SKIP_NO_VALUE,
     SKIP_PRODUCER_TIME,
     SKIP_TIME_RANGE,
@@ -87,8 +85,6 @@ def test_what_the_job_would_quarantine_or_rescue_is_left_to_it() -> None:
     assert servable(record(GOOD, _kind=TIMESTAMP_CREATE_TIME)) == SKIP_PRODUCER_TIME
     assert servable(record(GOOD, _millis=-1)) == SKIP_TIME_RANGE
     assert servable(record(GOOD, _millis=MAX_VERSION_MILLIS + 1)) == SKIP_TIME_RANGE
-    large = {**GOOD, "title": "x" * 4000, "imgUrl": "https://" + "x" * MAX_SERVED_VALUE_BYTES}
-    assert servable(record(large)) == SKIP_LARGE
 
 
 def test_one_bulk_keeps_the_highest_version_of_a_key() -> None:
