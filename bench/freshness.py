@@ -47,12 +47,12 @@ from typing import Any, Self
 import httpx
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from bench.runs import run_settings
+from bench.runs import infrastructure, run_settings
 from dataset.generate import category_rows, product_rows
 from lakehouse import catalog
 from lakehouse.kafka_admin import librdkafka_log
 from lakehouse.mongo import mongo_client, serving_db
-from lakehouse.settings import Settings, load_settings
+from lakehouse.settings import Settings
 from spark_jobs.progress import lag_per_topic
 from stack.processes import Poller, wait_until
 from stack.services import LocalStack
@@ -202,21 +202,6 @@ def running(config: Settings, design: str) -> Iterator[LocalStack]:
         mongo_client(config.mongo_uri).drop_database(config.mongo_db)
         assert config.lakehouse_path is not None
         shutil.rmtree(config.lakehouse_path.parent, ignore_errors=True)
-
-
-@contextmanager
-def infrastructure() -> Iterator[None]:
-    """The local stack's Kafka and MongoDB; those this run started are stopped at the end."""
-    stack = LocalStack(load_settings(), instance="freshness")
-    ours = {"kafka": not stack.kafka.process.is_running(), "mongo": not stack.mongo.process.is_running()}
-    try:
-        stack.up(["kafka", "mongo"])
-        yield
-    finally:
-        if ours["kafka"]:
-            stack.kafka.stop()
-        if ours["mongo"]:
-            stack.mongo.stop()
 
 
 def post(http: httpx.Client, path: str, body: Any) -> None:
@@ -375,7 +360,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     started = time.monotonic()
-    with infrastructure():
+    with infrastructure("freshness"):
         loads = [load for design in args.designs.split(",") for load in run(args, design)]
     print(f"\nfreshness per design ({time.monotonic() - started:.0f} s wall time, warm-ups included)")
     print(summary_table(loads))

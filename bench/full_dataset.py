@@ -26,12 +26,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.runs import BENCH_DIR, run_settings
+from bench.runs import BENCH_DIR, infrastructure, run_settings
 from client import api_client
 from dataset.generate import write_dataset
 from lakehouse import catalog
 from lakehouse.mongo import mongo_client, serving_db
-from lakehouse.settings import Settings, load_settings
+from lakehouse.settings import Settings
 from spark_jobs.progress import lag_per_topic
 from stack.processes import Poller
 from stack.services import LocalStack, MemorySampler
@@ -116,14 +116,14 @@ def send_and_watch(stack: LocalStack, files: tuple[Path, Path], expected: int, a
 def run(args: argparse.Namespace) -> None:
     files = dataset_files(args.products, args.seed)
     config = run_settings("full_dataset", API_PORT)
-    infrastructure = LocalStack(load_settings(), instance="full")
-    ours = {
-        "kafka": not infrastructure.kafka.process.is_running(),
-        "mongo": not infrastructure.mongo.process.is_running(),
-    }
     stack = LocalStack(config, instance="full")
+    with infrastructure("full"):
+        run_on(stack, files, args)
+
+
+def run_on(stack: LocalStack, files: tuple[Path, Path], args: argparse.Namespace) -> None:
+    config = stack.settings
     try:
-        infrastructure.up(["kafka", "mongo"])
         stack.kafka.create_topics()
         with MemorySampler(stack, interval=2.0) as memory:
             stack.up(["api", "speed", "job"])
@@ -134,10 +134,6 @@ def run(args: argparse.Namespace) -> None:
         mongo_client(config.mongo_uri).drop_database(config.mongo_db)
         assert config.lakehouse_path is not None
         shutil.rmtree(config.lakehouse_path.parent, ignore_errors=True)
-        if ours["kafka"]:
-            infrastructure.kafka.stop()
-        if ours["mongo"]:
-            infrastructure.mongo.stop()
 
 
 def shown(seconds: float | None) -> str:

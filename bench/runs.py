@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from lakehouse.settings import PROJECT_ROOT, Settings, load_settings
+from stack.services import LocalStack
 
 BENCH_DIR = PROJECT_ROOT / "var" / "bench"
 
@@ -26,3 +29,19 @@ def run_settings(bench: str, api_port: int, run: str = "") -> Settings:
         api_port=api_port,
         api_url=f"http://127.0.0.1:{api_port}",
     )
+
+
+@contextmanager
+def infrastructure(instance: str) -> Iterator[None]:
+    """The local stack's Kafka and MongoDB, started if they are not running; those this run started are
+    stopped at the end. `instance` names the bench's own application processes."""
+    stack = LocalStack(load_settings(), instance=instance)
+    ours = {"kafka": not stack.kafka.process.is_running(), "mongo": not stack.mongo.process.is_running()}
+    try:
+        stack.up(["kafka", "mongo"])
+        yield
+    finally:
+        if ours["kafka"]:
+            stack.kafka.stop()
+        if ours["mongo"]:
+            stack.mongo.stop()
