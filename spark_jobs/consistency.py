@@ -8,7 +8,9 @@ the job has not written yet (nothing sent, or no category yet) is read as empty,
 2. Valid records in bronze, latest per key = silver keys (products by asin, categories by id).
 3. Invalid records in bronze = the quarantine table (but the records MongoDB refused, quarantined by the sink
    with a `sink: ...` reason); the quarantine table = MongoDB's quarantine collection.
-4. Silver keys, but those MongoDB refused = MongoDB document ids (products, categories).
+4. Silver keys, but those MongoDB refused = MongoDB document ids (products, categories); and on the keys both
+   hold, but those MongoDB refused, the same `_v`: a version the speed layer served that the job never read
+   (its record deleted from Kafka first) shows here.
 5. Valid product records in bronze (every version) = silver price history ids = MongoDB price_history ids, but
    versions MongoDB refused.
 6. Gold totals = silver: products per category summed, the summary's product count, MongoDB's copy of it.
@@ -124,8 +126,8 @@ class Layers:
         # Only the columns the checks read, for the tables that may be absent.
         return cls(
             bronze=table(tables.bronze, transforms.to_bronze(spark.createDataFrame([], KAFKA_SOURCE_SCHEMA))),
-            silver_products=table(tables.silver_products, "asin string"),
-            silver_categories=table(tables.silver_categories, "id long"),
+            silver_products=table(tables.silver_products, "asin string, _v string"),
+            silver_categories=table(tables.silver_categories, "id long, _v string"),
             price_history=table(tables.price_history, PRICE_HISTORY_KEYS),
             quarantine=table(tables.quarantine, "_id string, _topic string, key string, reason string"),
             gold_stats=table(tables.gold("category_stats"), "product_count long"),
@@ -153,7 +155,10 @@ def layer_checks(layers: Layers, config: Settings) -> list[Check]:
         sink_rows = layers.quarantine.where(is_sink_rejection & (F.col("_topic") == topic))
         return set(keys(sink_rows, "key"))
 
-    product_ids, category_ids = _ids(db[catalog.PRODUCTS.name]), _ids(db[catalog.CATEGORIES.name])
+    product_versions, category_versions = _versions(db[catalog.PRODUCTS.name]), _versions(db[catalog.CATEGORIES.name])
+    product_ids, category_ids = list(product_versions), list(category_versions)
+    refused_products = rejected(config.kafka_topic_products)
+    refused_categories = rejected(config.kafka_topic_categories)
     gold_summary = layers.gold_summary.first()
     silver_count = layers.silver_products.count()
     mongo_summary = db[catalog.GOLD_SUMMARY.name].find_one() or {}
@@ -181,13 +186,25 @@ def layer_checks(layers: Layers, config: Settings) -> list[Check]:
         ),
         compare_sets(
             "silver products = MongoDB products, but keys the sink refused",
-            served_keys(keys(layers.silver_products, "asin"), rejected(config.kafka_topic_products), product_ids),
+            served_keys(keys(layers.silver_products, "asin"), refused_products, product_ids),
             product_ids,
+        ),
+        compare_versions(
+            "silver product versions = MongoDB's, on keys both hold but those the sink refused",
+            _key_versions(layers.silver_products, "asin"),
+            product_versions,
+            refused_products,
         ),
         compare_sets(
             "silver categories = MongoDB categories, but keys the sink refused",
-            served_keys(keys(layers.silver_categories, "id"), rejected(config.kafka_topic_categories), category_ids),
+            served_keys(keys(layers.silver_categories, "id"), refused_categories, category_ids),
             category_ids,
+        ),
+        compare_versions(
+            "silver category versions = MongoDB's, on keys both hold but those the sink refused",
+            _key_versions(layers.silver_categories, "id"),
+            category_versions,
+            refused_categories,
         ),
         compare_sets(
             "valid product records in bronze = silver price history",
@@ -225,6 +242,25 @@ def served_keys(silver: list[Any], refused: set[str], served: list[Any]) -> set[
     quarantine keeps them."""
     missing_by_refusal = refused - {str(key) for key in served}
     return {key for key in silver if str(key) not in missing_by_refusal}
+
+
+def compare_versions(name: str, silver: dict[Any, str], served: dict[Any, str | None], refused: set[str]) -> Check:
+    """Key -> `_v` in silver and in MongoDB: the keys both hold agree on `_v`, but keys the sink refused
+    (MongoDB may keep serving an older version of those; keys compare as text, as the quarantine keeps them).
+    Reads `left` keys compared, `right` keys agreeing."""
+    compared = [key for key in silver.keys() & served.keys() if str(key) not in refused]
+    differing = sorted((key for key in compared if silver[key] != served[key]), key=str)
+    examples = [f"{key}: silver {silver[key]}, MongoDB {served[key]}" for key in differing[:SAMPLE]]
+    return Check(name, len(compared), len(compared) - len(differing), examples)
+
+
+def _key_versions(frame: DataFrame, key: str) -> dict[Any, str]:
+    return {row[0]: row[1] for row in frame.select(key, "_v").collect()}
+
+
+def _versions(collection: Any) -> dict[Any, str | None]:
+    """`_id` -> `_v` of every document (None for one without a `_v`)."""
+    return {document["_id"]: document.get("_v") for document in collection.find({}, {"_id": 1, "_v": 1})}
 
 
 def _ids(collection: Any) -> list[Any]:

@@ -57,7 +57,7 @@ def test_a_document_over_the_sinks_limit_is_quarantined_alone(
         # `make check` counts the refused record as quarantined, not as missing from MongoDB.
         served = [c for c in layer_checks(Layers.read(spark, pipeline.tables), config) if "MongoDB" in c.name]
         assert [c.line() for c in served if not c.ok] == []
-        assert len(served) == 5
+        assert len(served) == 7
     finally:
         mongo_client(config.mongo_uri).drop_database(config.mongo_db)
 

@@ -11,7 +11,12 @@ from typing import Any
 import httpx
 import pytest
 from confluent_kafka import Producer
+from pyspark.sql import SparkSession
 
+from lakehouse.versions import version_text
+from spark_jobs import lake
+from spark_jobs.consistency import Layers, layer_checks
+from spark_jobs.mongo_sink import MongoSink
 from speed_layer.consumer import speed_layer_lag
 from stack.processes import wait_until
 from stack.services import LocalStack
@@ -155,3 +160,28 @@ def test_a_newer_version_is_never_overwritten_by_an_older_one(speedy: Pipeline) 
     speedy.wait_until_idle()
     seen.append(served(speedy, key)["price"])  # type: ignore[index]
     assert seen == sorted(seen) and seen[-1] == 30.0
+
+
+def test_make_check_names_a_served_version_the_job_never_read(speedy: Pipeline, spark: SparkSession) -> None:
+    """A record deleted from Kafka before the job read it stays served as the speed layer wrote it (README,
+    Guarantees): `make check` names its key and both versions. The deletion is stood in for by writing the
+    newer version with the speed layer's own guarded write, once the job is idle."""
+    if not speedy.stack.process("job").is_running():  # run alone
+        speedy.stack.start_job()
+    key = asin()
+    post(speedy, "/products", product(key, 3.0, 7001))
+    wait_served(speedy, key, 3.0)
+    speedy.wait_until_idle()
+    by_the_job = served(speedy, key)
+    assert by_the_job is not None
+    silver_version = by_the_job["_v"]
+    never_read = {**by_the_job, "price": 4.0, "_v": version_text(int(silver_version[:13]) + 1, 0, 0)}
+    stats = MongoSink.connect(speedy.settings).upsert_products_ahead([never_read])
+    assert not stats.rejected and served(speedy, key)["price"] == 4.0  # type: ignore[index]
+
+    checks = layer_checks(Layers.read(spark, lake.LakeTables(speedy.settings.lakehouse_dir)), speedy.settings)
+    diverged = [check for check in checks if not check.ok]
+    assert [check.name for check in diverged] == [
+        "silver product versions = MongoDB's, on keys both hold but those the sink refused"
+    ], [check.line() for check in checks]
+    assert diverged[0].differing == [f"{key}: silver {silver_version}, MongoDB {never_read['_v']}"]

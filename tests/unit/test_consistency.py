@@ -42,3 +42,28 @@ def test_a_key_missing_from_mongodb_is_fine_only_when_the_sink_refused_it() -> N
 
     # 2 refused and not served; 3 refused once but served later; 4 simply missing (a divergence to report).
     assert served_keys([1, 2, 3, 4], {"2", "3"}, [1, 3]) == {1, 3, 4}
+
+
+def test_versions_agree_on_the_keys_both_hold() -> None:
+    from spark_jobs.consistency import compare_versions
+
+    # "only-silver" and "only-mongo" are the key checks' to report; here only shared keys count.
+    check = compare_versions(
+        "v", {"a": "1", "b": "2", "only-silver": "1"}, {"a": "1", "b": "2", "only-mongo": "9"}, set()
+    )
+    assert check.ok and check.line() == "ok        v: 2 vs 2"
+
+
+def test_a_version_mongodb_serves_that_silver_does_not_hold_diverges_and_is_named() -> None:
+    from spark_jobs.consistency import compare_versions
+
+    check = compare_versions("v", {"a": "1", "b": "2", 3: "3"}, {"a": "1", "b": "5", 3: None}, set())
+    assert not check.ok
+    assert check.differing == ["3: silver 3, MongoDB None", "b: silver 2, MongoDB 5"]
+
+
+def test_a_key_the_sink_refused_may_keep_an_older_version() -> None:
+    from spark_jobs.consistency import compare_versions
+
+    # The quarantine keeps keys as text: category 7 refused in a newer version, MongoDB serves the older one.
+    assert compare_versions("v", {7: "2", 8: "1"}, {7: "1", 8: "1"}, {"7"}).ok
