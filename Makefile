@@ -29,7 +29,7 @@ MVN := mvn -B -q
 CHROMEDRIVER := /usr/bin/chromedriver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: lock setup run run-cluster up down status test test-unit test-integration lint bench bench-mongo-servers bench-cluster bench-freshness bench-full-dataset check backfill \
+.PHONY: lock setup run run-cluster up down status test test-unit test-integration lint bench bench-mongo-servers bench-cluster bench-freshness bench-full-dataset bench-batch-cost check backfill \
 	reset-checkpoint clean distclean
 
 setup: $(VENV)/.installed build/jars/kafka/.copied build/jars/spark/.copied $(MONGO_SERVER_BIN_$(MONGO_SERVER)) \
@@ -153,6 +153,10 @@ bench-freshness: setup
 # Issue #9's targets 2 and 4: 1.4M generated products through the client, the API, Kafka, the speed layer and the job.
 bench-full-dataset: setup
 	$(PY) -m bench.full_dataset
+
+# Issue #9's targets 2 (the CSV backfill of 1.4M products) and 3 (a 1,000-row batch at 1.4M against empty tables).
+bench-batch-cost: setup
+	$(PY) -m bench.batch_cost
 
 # Do Kafka, bronze, silver, MongoDB and gold agree? (run while the job is idle)
 check: setup

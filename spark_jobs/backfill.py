@@ -167,7 +167,7 @@ def run(pipeline: IngestPipeline, bronze: DataFrame, slice_rows: int, write_bron
         if write_bronze:
             lake.append_once(part.withColumn("_read_by", F.lit(app_id)), pipeline.tables.bronze, index, app_id)
         rows, newest_record_ts = events.batch_size(part)
-        outcome = pipeline.apply(part, steps, refresh_trends=index == slices - 1)
+        outcome = pipeline.apply(part, steps, refresh_gold=index == slices - 1)
         event = events.BatchEvent(
             "backfill", index, started_at, rows, outcome, steps, datetime.now(UTC), newest_record_ts
         )

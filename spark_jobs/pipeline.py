@@ -84,10 +84,12 @@ class IngestPipeline:
         answer."""
         return cls(spark, config, ServingWriter.connect(config))
 
-    def apply(self, bronze: DataFrame, steps: Steps, refresh_trends: bool = True) -> events.Outcome:
+    def apply(self, bronze: DataFrame, steps: Steps, refresh_gold: bool = True) -> events.Outcome:
         """Bronze rows (transforms.to_bronze's columns) through every step, each timed into `steps` by name;
-        the trends (steps `points` and `movers`) only when `refresh_trends`: the backfill refreshes them after
-        its last slice only (a point computed from part of silver would replace a kept one)."""
+        gold and its trends (steps `gold`, `points` and `movers`) only when `refresh_gold`. The backfill
+        refreshes them after its last slice only: gold is recomputed from all of silver, so a refresh after
+        every slice is work the last one redoes, and a point computed from part of silver would replace a
+        kept one."""
         cached: list[DataFrame] = []
         try:
             with self._step(steps, "quarantine"):
@@ -118,9 +120,9 @@ class IngestPipeline:
                 if current is not None:
                     self._quarantine_rows(self.serving.unpublishable(current))
                     self.serving.publish(current)
-            with self._step(steps, "gold"):
-                served = self._refresh_gold()
-            if refresh_trends:
+            if refresh_gold:
+                with self._step(steps, "gold"):
+                    served = self._refresh_gold()
                 self._refresh_trends(served, steps)
             return outcome
         finally:
