@@ -154,11 +154,11 @@ bench-freshness: setup
 bench-full-dataset: setup
 	$(PY) -m bench.full_dataset
 
-# Issue #9's targets 2 (the CSV backfill of 1.4M products) and 3 (a 1,000-row batch at 1.4M against empty tables).
+# Issue #9's targets 2 (the CSV backfill of 1.4M products) and 3 (a 1,000-row batch at the size it reached vs empty tables).
 bench-batch-cost: setup
 	$(PY) -m bench.batch_cost
 
-# Do Kafka, bronze, silver, MongoDB and gold agree? (run while the job is idle)
+# Do Kafka, bronze, silver, MongoDB and gold agree? (run while nothing is posted and the job is idle)
 check: setup
 	$(PY) -m spark_jobs.consistency
 

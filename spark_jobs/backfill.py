@@ -15,6 +15,9 @@ listener), so the result equals what streaming produces.
   ("later" = further down the file), then judged and processed by the job's rules like any Kafka value.
 Work is cut into slices of `--slice-rows` so the driver never holds more than one slice; any cut is
 correct because every write keeps the higher version per key and categories rename their products.
+Gold and its trends are computed once, after the last slice, from all of silver: a backfill stopped before
+its last slice leaves gold as it was (and `make check`'s gold totals behind silver) until the backfill is run
+again or the streaming job's next micro-batch recomputes it.
 """
 
 from __future__ import annotations

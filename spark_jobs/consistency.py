@@ -2,7 +2,9 @@
 
     python -m spark_jobs.consistency          (make check)     exit code 1 when any check diverges
 
-Run it when the job is idle: a micro-batch in flight shows up as a divergence between its layers. A table
+Run it when nothing is being posted and the job is idle: a micro-batch in flight shows up as a divergence
+between its layers, and a record posted since the job's last batch, which the speed layer serves at once, as
+a key or a `_v` MongoDB holds and silver does not yet. A table
 the job has not written yet (nothing sent, or no category yet) is read as empty, and the report says so.
 1. Kafka records below the job's committed offsets (read_committed, by topic/partition/offset) = bronze rows.
 2. Valid records in bronze, latest per key = silver keys (products by asin, categories by id).
