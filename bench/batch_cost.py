@@ -118,7 +118,8 @@ def group_alive(process: subprocess.Popen[bytes]) -> bool:
 def stored_updates(spark: SparkSession, silver: str, rows: list[dict[str, object]]) -> list[dict[str, object]]:
     """The rows of `rows` whose product silver holds (at `silver`), in their order."""
     asins = spark.createDataFrame([(row["asin"],) for row in rows], "asin string")
-    stored = {r["asin"] for r in asins.join(spark.read.format("delta").load(silver), "asin", "left_semi").collect()}
+    silver_asins = lake.read_or_empty(spark, silver, "asin string").select("asin")
+    stored = {r["asin"] for r in asins.join(silver_asins, "asin", "left_semi").collect()}
     return [row for row in rows if row["asin"] in stored]
 
 
