@@ -161,6 +161,8 @@ def layer_checks(layers: Layers, config: Settings) -> list[Check]:
     product_ids, category_ids = list(product_versions), list(category_versions)
     refused_products = rejected(config.kafka_topic_products)
     refused_categories = rejected(config.kafka_topic_categories)
+    silver_product_versions = _key_versions(layers.silver_products, "asin")
+    silver_category_versions = _key_versions(layers.silver_categories, "id")
     gold_summary = layers.gold_summary.first()
     silver_count = layers.silver_products.count()
     mongo_summary = db[catalog.GOLD_SUMMARY.name].find_one() or {}
@@ -171,12 +173,12 @@ def layer_checks(layers: Layers, config: Settings) -> list[Check]:
         compare_sets(
             "valid products in bronze = silver products",
             keys(transforms.valid_products(products), "asin"),
-            keys(layers.silver_products, "asin"),
+            list(silver_product_versions),
         ),
         compare_sets(
             "valid categories in bronze = silver categories",
             keys(transforms.valid_categories(categories), "id"),
-            keys(layers.silver_categories, "id"),
+            list(silver_category_versions),
         ),
         compare_sets(
             "invalid records in bronze = quarantine table, but the sink's rejections",
@@ -188,23 +190,23 @@ def layer_checks(layers: Layers, config: Settings) -> list[Check]:
         ),
         compare_sets(
             "silver products = MongoDB products, but keys the sink refused",
-            served_keys(keys(layers.silver_products, "asin"), refused_products, product_ids),
+            served_keys(list(silver_product_versions), refused_products, product_ids),
             product_ids,
         ),
         compare_versions(
             "silver product versions = MongoDB's, on keys both hold but those the sink refused",
-            _key_versions(layers.silver_products, "asin"),
+            silver_product_versions,
             product_versions,
             refused_products,
         ),
         compare_sets(
             "silver categories = MongoDB categories, but keys the sink refused",
-            served_keys(keys(layers.silver_categories, "id"), refused_categories, category_ids),
+            served_keys(list(silver_category_versions), refused_categories, category_ids),
             category_ids,
         ),
         compare_versions(
             "silver category versions = MongoDB's, on keys both hold but those the sink refused",
-            _key_versions(layers.silver_categories, "id"),
+            silver_category_versions,
             category_versions,
             refused_categories,
         ),
