@@ -10,9 +10,10 @@ the job has not written yet (nothing sent, or no category yet) is read as empty,
 2. Valid records in bronze, latest per key = silver keys (products by asin, categories by id).
 3. Invalid records in bronze = the quarantine table (but the records MongoDB refused, quarantined by the sink
    with a `sink: ...` reason); the quarantine table = MongoDB's quarantine collection.
-4. Silver keys, but those MongoDB refused = MongoDB document ids (products, categories); and on the keys both
-   hold, but those MongoDB refused, the same `_v`: a version the speed layer served that the job never read
-   (its record deleted from Kafka first) shows here.
+4. Silver keys = MongoDB document ids (products, categories), but keys whose current version the sink refused
+   and MongoDB lacks; and on the keys both hold the same `_v`, but keys whose current version the sink refused
+   (MongoDB keeps serving an older one): a version the speed layer served that the job never read (its record
+   deleted from Kafka first) shows here. A key refused in an older version and accepted since is checked.
 5. Valid product records in bronze (every version) = silver price history ids = MongoDB price_history ids, but
    versions MongoDB refused.
 6. Gold totals = silver: products per category summed, the summary's product count, MongoDB's copy of it.
@@ -47,6 +48,8 @@ KAFKA_SOURCE_SCHEMA = (
 
 # The price history's columns the checks read, for a lakehouse without one yet.
 PRICE_HISTORY_KEYS = "_id string, _topic string, _partition int, _offset long, _kafka_ts timestamp"
+# The quarantine's columns the checks read, likewise.
+QUARANTINE_KEYS = f"{PRICE_HISTORY_KEYS}, key string, reason string"
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,7 @@ class Layers:
             silver_products=table(tables.silver_products, "asin string, _v string"),
             silver_categories=table(tables.silver_categories, "id long, _v string"),
             price_history=table(tables.price_history, PRICE_HISTORY_KEYS),
-            quarantine=table(tables.quarantine, "_id string, _topic string, key string, reason string"),
+            quarantine=table(tables.quarantine, QUARANTINE_KEYS),
             gold_stats=table(tables.gold("category_stats"), "product_count long"),
             gold_summary=table(tables.gold("summary"), "products long"),
             missing=missing,
@@ -153,14 +156,10 @@ def layer_checks(layers: Layers, config: Settings) -> list[Check]:
     # Records in silver that MongoDB refused (spark_jobs/bson_limits.py): quarantined, not served.
     is_sink_rejection = F.col("reason").startswith("sink:")
 
-    def rejected(topic: str) -> set[str]:
-        sink_rows = layers.quarantine.where(is_sink_rejection & (F.col("_topic") == topic))
-        return set(keys(sink_rows, "key"))
-
     product_versions, category_versions = _versions(db[catalog.PRODUCTS.name]), _versions(db[catalog.CATEGORIES.name])
     product_ids, category_ids = list(product_versions), list(category_versions)
-    refused_products = rejected(config.kafka_topic_products)
-    refused_categories = rejected(config.kafka_topic_categories)
+    refused_products = refused_key_versions(layers.quarantine, config.kafka_topic_products)
+    refused_categories = refused_key_versions(layers.quarantine, config.kafka_topic_categories)
     silver_product_versions = _key_versions(layers.silver_products, "asin")
     silver_category_versions = _key_versions(layers.silver_categories, "id")
     gold_summary = layers.gold_summary.first()
@@ -190,7 +189,7 @@ def layer_checks(layers: Layers, config: Settings) -> list[Check]:
         ),
         compare_sets(
             "silver products = MongoDB products, but keys the sink refused",
-            served_keys(list(silver_product_versions), refused_products, product_ids),
+            expected_served(silver_product_versions, refused_products, product_ids),
             product_ids,
         ),
         compare_versions(
@@ -201,7 +200,7 @@ def layer_checks(layers: Layers, config: Settings) -> list[Check]:
         ),
         compare_sets(
             "silver categories = MongoDB categories, but keys the sink refused",
-            served_keys(list(silver_category_versions), refused_categories, category_ids),
+            expected_served(silver_category_versions, refused_categories, category_ids),
             category_ids,
         ),
         compare_versions(
@@ -217,7 +216,7 @@ def layer_checks(layers: Layers, config: Settings) -> list[Check]:
         ),
         compare_sets(
             "silver price history = MongoDB price_history, but versions the sink refused",
-            served_keys(history_ids, refused_versions(layers), served_history_ids),
+            served_ids(history_ids, refused_versions(layers), served_history_ids),
             served_history_ids,
         ),
         Check("silver products = gold products per category, summed", silver_count, _total(layers.gold_stats)),
@@ -240,19 +239,44 @@ def refused_versions(layers: Layers) -> set[str]:
     return set(keys(versions.join(sink_rejections, "record", how="left_semi"), "_id"))
 
 
-def served_keys(silver: list[Any], refused: set[str], served: list[Any]) -> set[Any]:
-    """The silver keys MongoDB should serve: all but those the sink quarantined and MongoDB does not have (a
-    key refused once and served again later, with a newer version, is served). Keys compare as text, as the
-    quarantine keeps them."""
-    missing_by_refusal = refused - {str(key) for key in served}
-    return {key for key in silver if str(key) not in missing_by_refusal}
+def refused_key_versions(quarantine: DataFrame, topic: str) -> set[tuple[str, str]]:
+    """(key as text, `_v`) of every record of `topic` the sink quarantined (a `sink:` reason): for such a key at
+    such a version MongoDB keeps serving the key's previous version, or none. The version is rebuilt from the
+    quarantine row's Kafka coordinates, as the job built it (transforms.record_version)."""
+    refusals = quarantine.where(F.col("reason").startswith("sink:") & (F.col("_topic") == topic))
+    version = transforms.record_version(F.col("_kafka_ts"), F.col("_offset"), F.col("_partition"))
+    return {(row[0], row[1]) for row in refusals.select("key", version).collect()}
 
 
-def compare_versions(name: str, silver: dict[Any, str], served: dict[Any, str | None], refused: set[str]) -> Check:
-    """Key -> `_v` in silver and in MongoDB: the keys both hold agree on `_v`, but keys the sink refused
-    (MongoDB may keep serving an older version of those; keys compare as text, as the quarantine keeps them).
-    Reads `left` keys compared, `right` keys agreeing."""
-    compared = [key for key in silver.keys() & served.keys() if str(key) not in refused]
+def _refused_now(key: Any, silver_version: str, refused: set[tuple[str, str]]) -> bool:
+    """Whether the sink refused silver's current version of `key` (keys compare as text, as the quarantine
+    keeps them)."""
+    return (str(key), silver_version) in refused
+
+
+def expected_served(silver: dict[Any, str], refused: set[tuple[str, str]], served: Iterable[Any]) -> set[Any]:
+    """The silver keys (key -> current `_v`) MongoDB should hold: all but those whose current version the sink
+    refused and MongoDB does not have (a key refused in an older version and served again later, or refused now
+    and still served in an older version, is held)."""
+    served_text = {str(key) for key in served}
+    return {
+        key for key, version in silver.items() if not _refused_now(key, version, refused) or str(key) in served_text
+    }
+
+
+def served_ids(silver: list[str], refused: set[str], served: list[str]) -> set[str]:
+    """The silver price-history ids MongoDB should hold: all but the versions the sink refused and MongoDB does
+    not have."""
+    return {key for key in silver if key not in refused - set(served)}
+
+
+def compare_versions(
+    name: str, silver: dict[Any, str], served: dict[Any, str | None], refused: set[tuple[str, str]]
+) -> Check:
+    """Key -> `_v` in silver and in MongoDB: the keys both hold agree on `_v`, but keys whose current version
+    the sink refused (`refused`: (key as text, `_v`), refused_key_versions), which MongoDB may keep serving in
+    an older version. Reads `left` keys compared, `right` keys agreeing."""
+    compared = [key for key in silver.keys() & served.keys() if not _refused_now(key, silver[key], refused)]
     differing = sorted((key for key in compared if silver[key] != served[key]), key=str)
     examples = [f"{key}: silver {silver[key]}, MongoDB {served[key]}" for key in differing[:SAMPLE]]
     return Check(name, len(compared), len(compared) - len(differing), examples)

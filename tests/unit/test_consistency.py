@@ -37,11 +37,20 @@ def test_a_divergence_exits_1() -> None:
     assert exit_code == 1
 
 
-def test_a_key_missing_from_mongodb_is_fine_only_when_the_sink_refused_it() -> None:
-    from spark_jobs.consistency import served_keys
+def test_a_key_missing_from_mongodb_is_fine_only_when_the_sink_refused_its_current_version() -> None:
+    from spark_jobs.consistency import expected_served
 
-    # 2 refused and not served; 3 refused once but served later; 4 simply missing (a divergence to report).
-    assert served_keys([1, 2, 3, 4], {"2", "3"}, [1, 3]) == {1, 3, 4}
+    silver = {1: "v1", 2: "v2", 3: "v3", 4: "v4", 5: "v5"}
+    # 2 refused now and not served; 3 refused now but served in an older version; 4 simply missing (a divergence
+    # to report); 5 refused in an older version only, so its current one should be served (a divergence too).
+    refused = {("2", "v2"), ("3", "v3"), ("5", "v0")}
+    assert expected_served(silver, refused, [1, 3]) == {1, 3, 4, 5}
+
+
+def test_a_price_history_version_missing_from_mongodb_is_fine_only_when_the_sink_refused_it() -> None:
+    from spark_jobs.consistency import served_ids
+
+    assert served_ids(["a", "b", "c"], {"b", "c"}, ["a", "c"]) == {"a", "c"}
 
 
 def test_versions_agree_on_the_keys_both_hold() -> None:
@@ -62,8 +71,44 @@ def test_a_version_mongodb_serves_that_silver_does_not_hold_diverges_and_is_name
     assert check.differing == ["3: silver 3, MongoDB None", "b: silver 2, MongoDB 5"]
 
 
-def test_a_key_the_sink_refused_may_keep_an_older_version() -> None:
+def test_a_key_whose_current_version_the_sink_refused_may_keep_an_older_version() -> None:
     from spark_jobs.consistency import compare_versions
 
-    # The quarantine keeps keys as text: category 7 refused in a newer version, MongoDB serves the older one.
-    assert compare_versions("v", {7: "2", 8: "1"}, {7: "1", 8: "1"}, {"7"}).ok
+    # The quarantine keeps keys as text: category 7 refused in its current version, MongoDB serves the older one.
+    assert compare_versions("v", {7: "2", 8: "1"}, {7: "1", 8: "1"}, {("7", "2")}).ok
+
+
+def test_a_key_refused_once_is_still_version_checked_once_a_newer_version_is_current() -> None:
+    from spark_jobs.consistency import compare_versions
+
+    # Product "p" was refused at version 1 (say, by price_history, or as too large to publish); silver holds 2
+    # now, and MongoDB serving 1 is a divergence, not a refusal.
+    check = compare_versions("v", {"p": "2"}, {"p": "1"}, {("p", "1")})
+    assert not check.ok and check.differing == ["p: silver 2, MongoDB 1"]
+
+
+def test_a_refusal_names_the_version_the_job_gave_the_record(spark) -> None:
+    from datetime import UTC, datetime
+
+    from spark_jobs import transforms
+    from spark_jobs.consistency import refused_key_versions
+    from spark_jobs.pipeline import QUARANTINE_SCHEMA
+    from spark_jobs.serving_writer import quarantine_row
+
+    record = {
+        "_id": "B0REFUSED",
+        "_topic": "ingest-product",
+        "_partition": 2,
+        "_offset": 42,
+        "_kafka_ts": datetime(2026, 12, 1, 8, 0, 0, 123_000, tzinfo=UTC),
+    }
+    silver_row = spark.createDataFrame([record]).transform(transforms.with_version).first()
+    quarantine = spark.createDataFrame(
+        [
+            quarantine_row(record, "B0REFUSED", "sink: the document is too large"),
+            {**quarantine_row(record, "B0OTHER", "price: must be finite"), "_id": "contract-refusal"},
+        ],
+        QUARANTINE_SCHEMA,
+    )
+    assert refused_key_versions(quarantine, "ingest-product") == {("B0REFUSED", silver_row["_v"])}
+    assert refused_key_versions(quarantine, "ingest-category") == set()
