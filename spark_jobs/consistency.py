@@ -153,8 +153,7 @@ def layer_checks(layers: Layers, config: Settings) -> list[Check]:
     products = transforms.parse_products(bronze.where(F.col("_topic") == config.kafka_topic_products)).persist()
     categories = transforms.parse_categories(bronze.where(F.col("_topic") == config.kafka_topic_categories)).persist()
     invalid = transforms.quarantined(products).unionByName(transforms.quarantined(categories))
-    # Records in silver that MongoDB refused (spark_jobs/bson_limits.py): quarantined, not served.
-    is_sink_rejection = F.col("reason").startswith("sink:")
+    is_sink_rejection = _sink_rejection()
 
     product_versions, category_versions = _versions(db[catalog.PRODUCTS.name]), _versions(db[catalog.CATEGORIES.name])
     product_ids, category_ids = list(product_versions), list(category_versions)
@@ -234,7 +233,7 @@ def layer_checks(layers: Layers, config: Settings) -> list[Check]:
 
 def refused_versions(layers: Layers) -> set[str]:
     """Price-history ids of the records the sink quarantined (any `sink:` reason): MongoDB may lack them."""
-    sink_rejections = layers.quarantine.where(F.col("reason").startswith("sink:")).select(F.col("_id").alias("record"))
+    sink_rejections = layers.quarantine.where(_sink_rejection()).select(F.col("_id").alias("record"))
     versions = layers.price_history.select("_id", transforms.record_id().alias("record"))
     return set(keys(versions.join(sink_rejections, "record", how="left_semi"), "_id"))
 
@@ -243,9 +242,14 @@ def refused_key_versions(quarantine: DataFrame, topic: str) -> set[tuple[str, st
     """(key as text, `_v`) of every record of `topic` the sink quarantined (a `sink:` reason): for such a key at
     such a version MongoDB keeps serving the key's previous version, or none. The version is rebuilt from the
     quarantine row's Kafka coordinates, as the job built it (transforms.record_version)."""
-    refusals = quarantine.where(F.col("reason").startswith("sink:") & (F.col("_topic") == topic))
-    version = transforms.record_version(F.col("_kafka_ts"), F.col("_offset"), F.col("_partition"))
-    return {(row[0], row[1]) for row in refusals.select("key", version).collect()}
+    refusals = quarantine.where(_sink_rejection() & (F.col("_topic") == topic)).transform(transforms.with_version)
+    return {(row[0], row[1]) for row in refusals.select("key", "_v").collect()}
+
+
+def _sink_rejection() -> Column:
+    """A quarantine row of a record in silver that MongoDB refused (spark_jobs/bson_limits.py): quarantined,
+    not served."""
+    return F.col("reason").startswith("sink:")
 
 
 def _refused_now(key: Any, silver_version: str, refused: set[tuple[str, str]]) -> bool:
