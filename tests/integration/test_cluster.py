@@ -90,7 +90,9 @@ def assert_served_once_each(pipeline: Pipeline, products: Path, categories: Path
 def test_a_broker_killed_while_the_client_sends_loses_and_duplicates_nothing(
     cluster: LocalStack, infrastructure: LocalStack, spark: SparkSession, tmp_path: Path
 ) -> None:
-    products, categories = generated(tmp_path / "data", 100_000)
+    # 20,000 records: enough to kill the broker mid-send and to need several transactions and batches; the
+    # figures at 100,000 (throughput, memory at size) belong to bench.cluster_throughput (make bench-cluster).
+    products, categories = generated(tmp_path / "data", 20_000)
     # Node 1: the first bootstrap address, and the quorum's first voter (often its leader).
     victim = cluster.kafka.nodes[0]
     with running_pipeline(infrastructure, tmp_path, cluster=True, **on_cluster(cluster)) as pipeline:
@@ -102,12 +104,12 @@ def test_a_broker_killed_while_the_client_sends_loses_and_duplicates_nothing(
         ):
             started = time.monotonic()
             sending = pool.submit(api_client.run, products, categories, pipeline.settings.api_url, show_progress=False)
-            assert wait_until(lambda: produced(pipeline.settings) >= 20_000 or sending.done(), 300)
+            assert wait_until(lambda: produced(pipeline.settings) >= 5_000 or sending.done(), 300, interval=0.05)
             assert not sending.done(), "the client finished before the broker could be killed mid-send"
             victim.process.kill()
             summary = sending.result(timeout=900)
             sent_in = time.monotonic() - started
-            assert (summary.ok, summary.accepted, summary.undelivered) == (True, 100_060, 0), summary.rejected[:5]
+            assert (summary.ok, summary.accepted, summary.undelivered) == (True, 20_060, 0), summary.rejected[:5]
             victim.launch(cluster.kafka.cluster_id())
             assert_served_once_each(pipeline, products, categories)
             served_in = time.monotonic() - started
@@ -118,7 +120,7 @@ def test_a_broker_killed_while_the_client_sends_loses_and_duplicates_nothing(
         assert not diverged, diverged
     shares = ", ".join(f"{name} {pss / 2**20:.0f}" for name, pss in sorted(memory.peak_by_process.items()))
     print(
-        f"\n100,060 records sent in {sent_in:.0f} s with {victim.name} killed at 20,000; all served in "
+        f"\n20,060 records sent in {sent_in:.0f} s with {victim.name} killed at 5,000; all served in "
         f"{served_in:.0f} s; memory peak {memory.peak / 2**30:.2f} GiB PSS ({memory.peak_rss / 2**30:.2f} GiB RSS; "
         f"PSS in MiB: {shares})"
     )

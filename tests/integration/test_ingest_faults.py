@@ -2,7 +2,7 @@
 
 Kafka down: the API answers 503 with Retry-After, the client retries and finishes once Kafka is back, and
 no retried batch reaches a read_committed reader twice. Stress: 1,000 concurrent single-record POSTs and
-100k records in batches are exactly that many records in Kafka, and end to end one document per asin in
+20k records in batches are exactly that many records in Kafka, and end to end one document per asin in
 MongoDB. Then Kafka and MongoDB restart under the running job, which recovers with every layer consistent.
 """
 
@@ -58,7 +58,7 @@ def faulty(
         start_job=False,
         kafka_bootstrap_servers=own_broker.settings.kafka_bootstrap_servers,
         kafka_delivery_timeout_seconds=3,
-        stream_max_offsets_per_trigger=250_000,  # fewer, larger batches: the 100k of the stress test in one
+        stream_max_offsets_per_trigger=250_000,  # fewer, larger batches: the stress test's records in one
     ) as pipeline:
         yield pipeline
 
@@ -68,7 +68,7 @@ SENT_ASINS: set[str] = set()
 
 def generated(folder: Path, products: int, seed: int, asin_prefix: str) -> tuple[Path, Path]:
     """Generated files whose asins start with `asin_prefix` instead of the generator's "B0": each test sends
-    its own products, so the stress test's 100k are all new keys rather than updates of earlier tests'."""
+    its own products, so the stress test's 20k are all new keys rather than updates of earlier tests'."""
     products_csv, categories_csv = write_dataset(folder, products=products, categories=248, seed=seed)
     with products_csv.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
@@ -121,7 +121,7 @@ def test_kafka_down_means_503_then_the_client_retries_and_nothing_is_committed_t
 
 def test_a_killed_client_resumes_without_counting_or_producing_anything_twice(faulty: Pipeline, tmp_path: Path) -> None:
     config = faulty.settings
-    products, categories = generated(tmp_path, products=50_000, seed=13, asin_prefix="B8")
+    products, categories = generated(tmp_path, products=10_000, seed=13, asin_prefix="B8")
     before = committed_keys(config.kafka_bootstrap_servers, config.kafka_topic_products)
     command = [sys.executable, "client/api_client.py", "--products", str(products), "--categories", str(categories)]
     command += ["--api-url", config.api_url, "--batch-size", "200", "--no-progress"]
@@ -135,14 +135,14 @@ def test_a_killed_client_resumes_without_counting_or_producing_anything_twice(fa
     assert wait_until(lambda: products_done() >= 2000, 120, interval=0.01)
     first.kill()
     first.wait()
-    assert products_done() < 50_000
+    assert products_done() < 10_000
 
     second = subprocess.run(command, cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr
     assert "resuming an interrupted run" in second.stderr
-    assert "sent 50248, accepted 50248, rejected 0, undelivered 0" in second.stdout
+    assert "sent 10248, accepted 10248, rejected 0, undelivered 0" in second.stdout
     added = committed_keys(config.kafka_bootstrap_servers, config.kafka_topic_products) - before
-    assert added.total() == 50_000 and {key.decode() for key in added} == product_asins(products)
+    assert added.total() == 10_000 and {key.decode() for key in added} == product_asins(products)
     SENT_ASINS.update(product_asins(products))
 
 
@@ -153,7 +153,7 @@ async def post_each(api_url: str, products: list[dict]) -> list[int]:
     return [response.status_code for response in responses]
 
 
-def test_stress_1000_concurrent_posts_and_100k_in_batches_are_exactly_that_many_records(
+def test_stress_1000_concurrent_posts_and_20k_in_batches_are_exactly_that_many_records(
     faulty: Pipeline, tmp_path: Path
 ) -> None:
     config = faulty.settings
@@ -161,12 +161,12 @@ def test_stress_1000_concurrent_posts_and_100k_in_batches_are_exactly_that_many_
     singles = [{**GOOD, "asin": "B1" + uuid.uuid4().hex[:8].upper()} for _ in range(1000)]
     assert asyncio.run(post_each(config.api_url, singles)) == [201] * 1000
 
-    products, categories = write_dataset(tmp_path, products=100_000, categories=248, seed=5)
+    products, categories = write_dataset(tmp_path, products=20_000, categories=248, seed=5)
     summary = api_client.run(products, categories, config.api_url, batch_size=2000, show_progress=False)
-    assert summary.ok and summary.accepted == 100_000 + 248
+    assert summary.ok and summary.accepted == 20_000 + 248
 
     after = committed_keys(config.kafka_bootstrap_servers, config.kafka_topic_products)
-    assert (after - before).total() == 1000 + 100_000
+    assert (after - before).total() == 1000 + 20_000
     assert all(after[p["asin"].encode()] == 1 for p in singles)
     SENT_ASINS.update(p["asin"] for p in singles)
     SENT_ASINS.update(product_asins(products))
