@@ -29,7 +29,7 @@ MVN := mvn -B -q
 CHROMEDRIVER := /usr/bin/chromedriver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: lock setup run run-cluster up down status test test-unit test-integration lint bench bench-mongo-servers bench-cluster bench-freshness bench-full-dataset bench-batch-cost check backfill \
+.PHONY: lock setup run run-cluster up down status test test-unit test-integration lint bench bench-mongo-servers bench-cluster bench-freshness bench-full-dataset bench-batch-cost bench-backfill-slices check backfill \
 	reset-checkpoint clean distclean
 
 setup: $(VENV)/.installed build/jars/kafka/.copied build/jars/spark/.copied $(MONGO_SERVER_BIN_$(MONGO_SERVER)) \
@@ -157,6 +157,9 @@ bench-full-dataset: setup
 # Issue #9's targets 2 (the CSV backfill of 1.4M products) and 3 (a 1,000-row batch at the size it reached vs empty tables).
 bench-batch-cost: setup
 	$(PY) -m bench.batch_cost
+
+bench-backfill-slices: setup
+	$(PY) -m bench.backfill_slices
 
 # Do Kafka, bronze, silver, MongoDB and gold agree? (run while nothing is posted and the job is idle)
 check: setup
