@@ -125,13 +125,15 @@ def json_records(rows: DataFrame, model: type[BaseModel], key: str) -> DataFrame
     )
 
 
-def as_bronze(records: DataFrame, topic: str) -> DataFrame:
-    """Records -> bronze rows of `topic`, numbered in file order."""
+def as_bronze(records: DataFrame, topic: str, read_at: datetime) -> DataFrame:
+    """Records -> bronze rows of `topic`, numbered in file order, with `read_at` as their broker time. A
+    literal, not current_timestamp(): that is computed again by every new plan over the rows (a Delta MERGE
+    plans its source again), and a record's version (`_v`) is built from it."""
     return records.select(
         F.lit(topic).alias("_topic"),
         F.lit(CSV_PARTITION).alias("_partition"),
         F.monotonically_increasing_id().alias("_offset"),
-        F.current_timestamp().alias("_kafka_ts"),
+        F.lit(read_at).alias("_kafka_ts"),
         "key",
         F.encode("json", "UTF-8").alias("value"),
     )
@@ -141,8 +143,9 @@ def csv_bronze(spark: SparkSession, config: Settings, products: str, categories:
     def records(path: str, model: type[BaseModel], key: str) -> DataFrame:
         return json_records(read_csv(spark, path, model), model, key)
 
-    return as_bronze(records(categories, Category, "id"), config.kafka_topic_categories).unionByName(
-        as_bronze(records(products, Product, "asin"), config.kafka_topic_products)
+    read_at = datetime.now(UTC)
+    return as_bronze(records(categories, Category, "id"), config.kafka_topic_categories, read_at).unionByName(
+        as_bronze(records(products, Product, "asin"), config.kafka_topic_products, read_at)
     )
 
 
@@ -208,7 +211,13 @@ def local_copy(rows: DataFrame) -> Iterator[DataFrame]:
     try:
         yield copy
     finally:
-        copy._jdf.queryExecution().analyzed().rdd().unpersist(False)
+        # PySpark has no call for it: the copy's plan is a LogicalRDD over the checkpointed RDD, whose blocks
+        # `unpersist` releases (Dataset.unpersist would only drop a cache entry the copy never had).
+        plan = copy._jdf.queryExecution().analyzed()
+        if plan.getClass().getSimpleName() == "LogicalRDD":
+            plan.rdd().unpersist(False)
+        else:
+            log.warning("a backfill slice's local copy was not released: its plan is a %s", plan.nodeName())
 
 
 def main(argv: list[str] | None = None) -> None:

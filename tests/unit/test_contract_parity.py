@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +203,7 @@ def client_verdicts(path: Path, reader) -> list[dict[str, Any] | None]:
 
 def backfill_verdicts(spark, path: Path, model: type[BaseModel], parse, specs) -> list[dict[str, Any] | None]:
     records = backfill.json_records(backfill.read_csv(spark, str(path), model), model, key=specs[0].name)
-    checked = parse(backfill.as_bronze(records, "csv"))
+    checked = parse(backfill.as_bronze(records, "csv", datetime.now(UTC)))
     rows = checked.select("_offset", "_error", *transforms.contract_columns(specs)).orderBy("_offset").collect()
     names = [spec.name for spec in specs]
     return [None if row["_error"] else {name: row[name] for name in names} for row in rows]
