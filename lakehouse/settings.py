@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -101,11 +100,13 @@ class Settings(BaseSettings):
             )
         return self
 
-    @cached_property
+    # Properties, not cached_property: model_copy(update=...) copies a cached value along with the fields, so a
+    # copy given another LAKEHOUSE_PATH would go on writing to the first one's lakehouse.
+    @property
     def lakehouse_dir(self) -> Path:
         return self.lakehouse_path or self.runtime_dir / "lakehouse"
 
-    @cached_property
+    @property
     def checkpoint_dir(self) -> Path:
         return self.checkpoint_path or self.runtime_dir / "checkpoints"
 

@@ -27,6 +27,13 @@ def test_derived_paths_follow_the_runtime_dir(tmp_path: Path) -> None:
     assert (config.lakehouse_dir, config.checkpoint_dir) == (tmp_path / "lakehouse", tmp_path / "checkpoints")
 
 
+def test_a_copy_with_other_paths_uses_them_after_the_original_was_read(tmp_path: Path) -> None:
+    original = load_settings(runtime_dir=tmp_path)
+    assert (original.lakehouse_dir, original.checkpoint_dir) == (tmp_path / "lakehouse", tmp_path / "checkpoints")
+    copy = original.model_copy(update={"lakehouse_path": tmp_path / "other", "checkpoint_path": tmp_path / "cp"})
+    assert (copy.lakehouse_dir, copy.query_checkpoint_dir) == (tmp_path / "other", tmp_path / "cp" / "ingest")
+
+
 def test_settings_survive_the_trip_through_a_child_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     config = load_settings(mongo_db="elsewhere", kafka_topic_partitions=6)
     for name, value in settings_env(config).items():
