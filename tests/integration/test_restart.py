@@ -79,7 +79,7 @@ def rebuild(spark: SparkSession, pipeline: Pipeline, folder: Path, name: str, br
         bronze = backfill.csv_bronze(spark, config, str(PRODUCTS), str(CATEGORIES))
         # Four slices: from the second on, silver's and the price history's MERGEs must store the versions the
         # slice was written to bronze with (broker time and row number), though Delta plans their source again
-        # (backfill.as_bronze, backfill.local_copy). `make check` rebuilds both from bronze.
+        # (backfill.as_bronze, backfill.local_copy). `make check` rebuilds the price history's ids from bronze.
         backfill.run(ingest, bronze, slice_rows=600, write_bronze=True)
         diverged = [check.line() for check in run_checks(spark, config) if not check.ok]
         assert not diverged, diverged

@@ -19,15 +19,20 @@ def stamped_rows(spark: SparkSession) -> DataFrame:
 
 
 def merged_stamps(spark: SparkSession, table: Path, source: DataFrame) -> set[object]:
-    """`source` MERGEd by id into a new, empty Delta table at `table` (lake.insert_new); the stored stamps."""
+    """`source` MERGEd by id into a new, empty Delta table at `table` (lake.insert_new); the stored stamps,
+    once every row was stored with one."""
     source.limit(0).write.format("delta").save(str(table))
     time.sleep(0.01)
     lake.insert_new(spark, source, str(table), "id")
-    return {row[0] for row in spark.read.format("delta").load(str(table)).select("_kafka_ts").collect()}
+    stored = spark.read.format("delta").load(str(table)).select("_kafka_ts").collect()
+    assert len(stored) == 3 and all(row[0] is not None for row in stored), stored
+    return {row[0] for row in stored}
 
 
-def persistent_rdds(spark: SparkSession) -> int:
-    return spark.sparkContext._jsc.getPersistentRDDs().size()
+def persisted(spark: SparkSession, copy: DataFrame) -> bool:
+    """Whether the RDD under a local copy still holds its blocks."""
+    rdd_id = copy._jdf.queryExecution().analyzed().rdd().id()
+    return spark.sparkContext._jsc.getPersistentRDDs().containsKey(rdd_id)
 
 
 def test_a_merge_stores_the_stamps_of_a_local_copy(spark: SparkSession, tmp_path: Path) -> None:
@@ -49,7 +54,6 @@ def test_a_merge_of_a_persisted_source_stamps_it_again(spark: SparkSession, tmp_
 
 
 def test_a_local_copy_is_released_on_exit(spark: SparkSession) -> None:
-    before = persistent_rdds(spark)
-    with backfill.local_copy(stamped_rows(spark)):
-        assert persistent_rdds(spark) == before + 1
-    assert persistent_rdds(spark) == before
+    with backfill.local_copy(stamped_rows(spark)) as copy:
+        assert persisted(spark, copy)
+    assert not persisted(spark, copy)
