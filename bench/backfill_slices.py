@@ -21,8 +21,8 @@ import argparse
 import math
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -38,7 +38,6 @@ from stack.services import LocalStack
 
 API_PORT = 18140  # not started: run_settings wants one
 SEED = 7
-CopySlice = Callable[[DataFrame], AbstractContextManager[DataFrame]]
 
 
 @contextmanager
@@ -51,10 +50,12 @@ def persisted(rows: DataFrame) -> Iterator[DataFrame]:
         copy.unpersist()
 
 
-DESIGNS: dict[str, CopySlice] = {"persisted (before)": persisted, "local copy (now)": backfill.local_copy}
+DESIGNS: dict[str, backfill.CopySlice] = {"persisted (before)": persisted, "local copy (now)": backfill.local_copy}
 
 
-def timed_backfill(spark: SparkSession, products: int, slices: int, copy_slice: CopySlice) -> tuple[float, Settings]:
+def timed_backfill(
+    spark: SparkSession, products: int, slices: int, copy_slice: backfill.CopySlice
+) -> tuple[float, Settings]:
     """The CSV backfill of the generated `products` in `slices` slices into a lakehouse and database of its own;
     returns its seconds and its settings (whose database holds its slices' events)."""
     config = run_settings("backfill_slices", API_PORT)

@@ -160,17 +160,42 @@ def reset_derived(pipeline: IngestPipeline) -> None:
     pipeline.serving.sink.drop_derived()
 
 
+CopySlice = Callable[[DataFrame], AbstractContextManager[DataFrame]]  # backfill.local_copy's shape
+
+
+@contextmanager
+def local_copy(rows: DataFrame) -> Iterator[DataFrame]:
+    """`rows` computed once into the block store (`localCheckpoint`: the lineage is cut), released on exit.
+
+    Delta's MERGE plans its source again from its origin and does not read a persisted DataFrame
+    (delta-io/delta#2011). From a persisted slice of the CSV, silver's MERGE and the price history's each read
+    the whole CSV again, in one task: 111 s per MERGE at 1.4M products, 1.4M input records in the Spark UI.
+    From a local copy they read the slice's blocks. The blocks live on the executors: safe in local mode
+    (`make backfill`); on a cluster, an executor lost mid-backfill fails the backfill, which can be run again.
+    """
+    copy = rows.localCheckpoint(eager=True)
+    try:
+        yield copy
+    finally:
+        # PySpark has no call for it: the copy's plan is a LogicalRDD over the checkpointed RDD, whose blocks
+        # `unpersist` releases (Dataset.unpersist would only drop a cache entry the copy never had).
+        plan = copy._jdf.queryExecution().analyzed()
+        if plan.getClass().getSimpleName() == "LogicalRDD":
+            plan.rdd().unpersist(False)
+        else:
+            log.warning("a backfill slice's local copy was not released: its plan is a %s", plan.nodeName())
+
+
 def run(
     pipeline: IngestPipeline,
     bronze: DataFrame,
     slice_rows: int,
     write_bronze: bool,
-    copy_slice: Callable[[DataFrame], AbstractContextManager[DataFrame]] | None = None,
+    copy_slice: CopySlice = local_copy,
 ) -> int:
     """Process `bronze` in slices through the streaming job's pipeline, first appending each slice to bronze
     when `write_bronze`; returns the rows processed. Each slice is computed once by `copy_slice` (default
     `local_copy`; bench/backfill_slices.py passes the design before it)."""
-    copy_slice = copy_slice or local_copy
     bronze = bronze.persist()
     total = bronze.count()
     slices = max(1, math.ceil(total / slice_rows))
@@ -195,29 +220,6 @@ def _apply_slice(
     outcome = pipeline.apply(part, steps, refresh_gold=last)
     event = events.BatchEvent("backfill", index, started_at, rows, outcome, steps, datetime.now(UTC), newest_record_ts)
     pipeline.record_event(event, part, app_id)
-
-
-@contextmanager
-def local_copy(rows: DataFrame) -> Iterator[DataFrame]:
-    """`rows` computed once into the block store (`localCheckpoint`: the lineage is cut), released on exit.
-
-    Delta's MERGE plans its source again from its origin and does not read a persisted DataFrame
-    (delta-io/delta#2011). From a persisted slice of the CSV, silver's MERGE and the price history's each read
-    the whole CSV again, in one task: 111 s per MERGE at 1.4M products, 1.4M input records in the Spark UI.
-    From a local copy they read the slice's blocks. The blocks live on the executors: safe in local mode
-    (`make backfill`); on a cluster, an executor lost mid-backfill fails the backfill, which can be run again.
-    """
-    copy = rows.localCheckpoint(eager=True)
-    try:
-        yield copy
-    finally:
-        # PySpark has no call for it: the copy's plan is a LogicalRDD over the checkpointed RDD, whose blocks
-        # `unpersist` releases (Dataset.unpersist would only drop a cache entry the copy never had).
-        plan = copy._jdf.queryExecution().analyzed()
-        if plan.getClass().getSimpleName() == "LogicalRDD":
-            plan.rdd().unpersist(False)
-        else:
-            log.warning("a backfill slice's local copy was not released: its plan is a %s", plan.nodeName())
 
 
 def main(argv: list[str] | None = None) -> None:
