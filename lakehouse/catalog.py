@@ -121,12 +121,14 @@ GOLD_COLLECTIONS = (
 # Operations: the job's state, and one document per micro-batch for the Pipeline page's time series.
 PIPELINE_STATUS = ServingCollection(
     "pipeline_status",
-    key="'streaming_job' (the last micro-batch) or 'streaming_job_supervisor' (the supervisor's state)",
+    key="'streaming_job' (the last micro-batch), 'streaming_job_supervisor' (the supervisor's state) or "
+    "'gold_refresh' (the last refresh of gold: the silver versions it was built from, its steps)",
     fields=(),
     derived=False,
 )
 STREAMING_JOB_STATUS_ID = "streaming_job"
 SUPERVISOR_STATUS_ID = "streaming_job_supervisor"
+GOLD_REFRESH_STATUS_ID = "gold_refresh"
 PIPELINE_EVENTS = ServingCollection(
     "pipeline_events",
     key="<app id>:<batch id>",

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pymongo.database import Database
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -117,6 +118,8 @@ class Layers:
     gold_stats: DataFrame
     gold_summary: DataFrame
     missing: list[str]
+    # silver_products_version and silver_categories_version: silver's newest Delta versions (None: not written)
+    silver_versions: dict[str, int | None] = field(default_factory=dict)
 
     @classmethod
     def read(cls, spark: SparkSession, tables: lake.LakeTables) -> Layers:
@@ -138,6 +141,10 @@ class Layers:
             gold_stats=table(tables.gold("category_stats"), "product_count long"),
             gold_summary=table(tables.gold("summary"), "products long"),
             missing=missing,
+            silver_versions={
+                "silver_products_version": lake.latest_version(spark, tables.silver_products),
+                "silver_categories_version": lake.latest_version(spark, tables.silver_categories),
+            },
         )
 
 
@@ -218,6 +225,7 @@ def layer_checks(layers: Layers, config: Settings) -> list[Check]:
             served_ids(history_ids, refused_versions(layers), served_history_ids),
             served_history_ids,
         ),
+        gold_refresh_check(layers.silver_versions, _gold_refresh(db)),
         Check("silver products = gold products per category, summed", silver_count, _total(layers.gold_stats)),
         Check("silver products = gold summary products", silver_count, gold_summary["products"] if gold_summary else 0),
         Check(
@@ -229,6 +237,25 @@ def layer_checks(layers: Layers, config: Settings) -> list[Check]:
     products.unpersist()
     categories.unpersist()
     return checks
+
+
+def gold_refresh_check(silver_versions: dict[str, int | None], refresh: dict[str, Any]) -> Check:
+    """Gold's last refresh (`refresh`, the `gold_refresh` status document, empty when there is none) was built
+    from silver's newest versions; passes before silver has a product (no gold yet). Left: the versions
+    compared, right: those current."""
+    name = "gold's last refresh = silver's newest versions"
+    if silver_versions.get("silver_products_version") is None:
+        return Check(name, 0, 0)
+    behind = [
+        f"{field_name}: silver {version}, gold built from {refresh.get(field_name)} (wait for the job's next refresh)"
+        for field_name, version in silver_versions.items()
+        if refresh.get(field_name) != version
+    ]
+    return Check(name, len(silver_versions), len(silver_versions) - len(behind), behind)
+
+
+def _gold_refresh(db: Database) -> dict[str, Any]:
+    return db[catalog.PIPELINE_STATUS.name].find_one({"_id": catalog.GOLD_REFRESH_STATUS_ID}) or {}
 
 
 def refused_versions(layers: Layers) -> set[str]:

@@ -80,6 +80,22 @@ def read_if_exists(spark: SparkSession, path: str) -> DataFrame | None:
     return spark.read.format("delta").load(path) if exists(spark, path) else None
 
 
+def latest_version(spark: SparkSession, path: str) -> int | None:
+    """The newest committed version of the Delta table at `path`; None when it was not written yet."""
+    if not exists(spark, path):
+        return None
+    return DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
+
+
+def read_latest(spark: SparkSession, path: str) -> tuple[DataFrame, int] | None:
+    """The Delta table at `path` as of its newest version, and that version; None when it was not written yet.
+    The frame stays at that version while other writers commit (a reader on another thread, as gold's)."""
+    version = latest_version(spark, path)
+    if version is None:
+        return None
+    return spark.read.format("delta").option("versionAsOf", version).load(path), version
+
+
 def read_or_empty(spark: SparkSession, path: str, schema: str) -> DataFrame:
     """The Delta table at `path`, or an empty frame of `schema` (a DDL string) when it was not written yet."""
     table = read_if_exists(spark, path)

@@ -1,11 +1,13 @@
 """The steps a batch of bronze rows goes through, in order (`IngestPipeline.apply`): quarantine, silver, MongoDB,
-price history, the processed-product topic, gold, and gold's trends.
+price history, the processed-product topic, then gold and gold's trends (`refresh_gold`).
 
-The streaming job (streaming_job.py) runs it on each micro-batch once the batch is in bronze; the backfill
-(backfill.py) on all of bronze, a slice at a time. A replayed batch changes nothing but the processed-product
-topic, which is at-least-once (a consumer keeping the higher `_v` ignores the copies): silver MERGEs and
-MongoDB's version-guarded upserts (mongo_sink.py) keep the higher `_v` (transforms.record_version) per key,
-quarantine and price history insert once per `_id`, gold and its trends are recomputed and replaced.
+The streaming job (streaming_job.py) runs it on each micro-batch once the batch is in bronze (gold at its
+end, or with GOLD_REFRESH=background on a thread of its own: gold_refresher.py); the backfill (backfill.py) on
+all of bronze, a slice at a time, and gold after the last slice. A replayed batch changes nothing but the
+processed-product topic, which is at-least-once (a consumer keeping the higher `_v` ignores the copies):
+silver MERGEs and MongoDB's version-guarded upserts (mongo_sink.py) keep the higher `_v`
+(transforms.record_version) per key, quarantine and price history insert once per `_id`, gold and its trends
+are recomputed and replaced.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 
@@ -36,6 +39,7 @@ GOLD_TABLES = {
     "summary": catalog.GOLD_SUMMARY,
 }
 MOVERS_TABLE = "movers"
+GOLD_STEPS = ("gold", "delta_gold", "points", "movers")  # the steps of a gold refresh (refresh_gold)
 # The columns the steps read, for a lakehouse without categories, a price or a category history yet.
 EMPTY_CATEGORIES = "id long, category_name string"
 EMPTY_PRICE_HISTORY = "asin string, arrived_at timestamp, price double, title string, category_id long, _v string"
@@ -121,9 +125,7 @@ class IngestPipeline:
                     self._quarantine_rows(self.serving.unpublishable(current))
                     self.serving.publish(current)
             if refresh_gold:
-                with self._step(steps, "gold"):
-                    served = self._refresh_gold()
-                self._refresh_trends(served, steps)
+                self.refresh_gold(steps)
             return outcome
         finally:
             for frame in cached:
@@ -185,31 +187,65 @@ class IngestPipeline:
         known = {row["_id"] for row in stored.select("_id").collect()}
         return [row for row in rows if row["_id"] not in known]
 
-    def _refresh_gold(self) -> dict[str, DataFrame] | None:
-        """Gold recomputed from silver, written whole to Delta and MongoDB; returns the written tables (small,
-        local DataFrames) by name, or None before silver has a product."""
-        products = lake.read_if_exists(self.spark, self.tables.silver_products)
-        if products is None:
+    def refresh_gold(self, steps: Steps) -> None:
+        """Gold and its trends recomputed from silver's newest versions, pinned while the batches commit; timed
+        into `steps` as `gold` (computed, then MongoDB's gold collections, which the dashboard reads),
+        `delta_gold` (the Delta gold tables), `points` and `movers`. Once all is written, the `gold_refresh`
+        status document records the silver versions it was built from: gold is current when they are silver's
+        newest. The streaming job runs it at the end of each batch or on a thread of its own
+        (gold_refresher.py), the backfill after its last slice. Raises what the Delta and MongoDB writes raise."""
+        with self._step(steps, "gold"):
+            built = self._computed_gold()
+            if built is not None:
+                for name, local in built[0].items():
+                    self.serving.gold(GOLD_TABLES[name], rows_as_dicts(local))
+        with self._step(steps, "delta_gold"):
+            if built is not None:
+                self._overwrite_gold_tables(built[0])
+        self._refresh_trends(built[0] if built is not None else None, steps)
+        if built is not None:
+            self.serving.gold_refreshed(built[1], {name: steps[name] for name in GOLD_STEPS})
+
+    def _computed_gold(self) -> tuple[dict[str, DataFrame], dict[str, int | None]] | None:
+        """Gold's tables computed from silver's newest versions (small, local DataFrames, by name), and those
+        versions (`silver_products_version`, `silver_categories_version`: None before silver has a category);
+        None before silver has a product."""
+        latest = lake.read_latest(self.spark, self.tables.silver_products)
+        if latest is None:
             return None
-        products = products.persist()
+        products, products_version = latest[0].persist(), latest[1]
+        categories, categories_version = lake.read_latest(self.spark, self.tables.silver_categories) or (
+            self.spark.createDataFrame([], EMPTY_CATEGORIES),
+            None,
+        )
         aggregates = {
             "category_stats": gold.category_stats(products),
             "price_buckets": gold.price_buckets(products),
             "rating_distribution": gold.rating_distribution(products),
-            "summary": gold.summary(products, self._current_categories()),
+            "summary": gold.summary(products, categories),
         }
-        served = {name: self._replace_gold(name, frame, GOLD_TABLES[name]) for name, frame in aggregates.items()}
+        # Concurrently: each is a small job that mostly waits on the driver, not on the cores.
+        with ThreadPoolExecutor(max_workers=len(aggregates), thread_name_prefix="gold") as pool:
+            computed = dict(zip(aggregates, pool.map(self._computed, aggregates.values()), strict=True))
         products.unpersist()
-        return served
+        versions = {"silver_products_version": products_version, "silver_categories_version": categories_version}
+        return computed, versions
 
-    def _replace_gold(self, name: str, frame: DataFrame, served: catalog.ServingCollection) -> DataFrame:
-        """Computes `frame` once and replaces gold/<name> and the collection `served` with it; returns it as a
-        local DataFrame."""
-        rows = rows_as_dicts(frame)
-        written = self.spark.createDataFrame(rows, frame.schema) if rows else frame
-        lake.overwrite(written, self.tables.gold(name))
-        self.serving.gold(served, rows)
-        return written
+    def _overwrite_gold_tables(self, computed: dict[str, DataFrame]) -> None:
+        """gold/<name> replaced by each computed table, concurrently (distinct tables: no commit conflicts)."""
+        with ThreadPoolExecutor(max_workers=len(computed), thread_name_prefix="gold") as pool:
+            list(pool.map(lambda name: lake.overwrite(computed[name], self.tables.gold(name)), computed))
+
+    def _computed(self, frame: DataFrame) -> DataFrame:
+        """`frame` computed once, as a local DataFrame."""
+        rows = frame.collect()
+        return self.spark.createDataFrame(rows, frame.schema) if rows else frame
+
+    def _replace_gold(self, name: str, frame: DataFrame, served: catalog.ServingCollection) -> None:
+        """Computes `frame` once and replaces gold/<name> and the collection `served` with it."""
+        local = self._computed(frame)
+        lake.overwrite(local, self.tables.gold(name))
+        self.serving.gold(served, rows_as_dicts(local))
 
     def _refresh_trends(self, served: dict[str, DataFrame] | None, steps: Steps) -> None:
         """After gold (`served`: its tables, None before silver has a product): the category points of the

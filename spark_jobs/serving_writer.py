@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from pyspark.sql import Column, DataFrame
@@ -142,6 +143,12 @@ class ServingWriter:
     def gold(self, served: catalog.ServingCollection, rows: list[Mapping[str, Any]]) -> None:
         """A gold table's rows replace the contents of the collection `served`."""
         self.sink.replace_gold(served, rows)
+
+    def gold_refreshed(self, built_from: Mapping[str, int | None], steps: Mapping[str, float]) -> None:
+        """The `pipeline_status` document of the last gold refresh, written when it is done: the silver
+        versions (`built_from`) it was built from, when (`refreshed_at`, UTC) and its steps' seconds."""
+        document = {"_id": catalog.GOLD_REFRESH_STATUS_ID, **built_from, "refreshed_at": datetime.now(UTC)}
+        self.sink.write_status(document | {"steps": dict(steps), "seconds": sum(steps.values())})
 
     def category_points(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """The current trends bucket's category points, each replacing the stored one with its `_id`."""

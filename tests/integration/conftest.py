@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from pymongo.database import Database
 
+from lakehouse import catalog
 from lakehouse.committed import read_committed, topic_ends
 from lakehouse.mongo import mongo_client, serving_db
 from lakehouse.settings import Settings, load_settings
@@ -62,14 +63,34 @@ class Pipeline:
             pytest.fail(f"the streaming job died:\n{job.log_tail(80)}")
 
     def wait_until_idle(self, timeout: float = 300.0) -> None:
-        """Until a batch has run after everything now in Kafka was produced (the job keeps up)."""
+        """Until a batch has run after everything now in Kafka was produced (the job keeps up), and gold, which
+        the job refreshes on a thread of its own, is built from that silver."""
 
         def caught_up() -> bool:
             self.fail_if_job_died()
             lag = lag_per_topic(self.settings)
-            return lag is not None and sum(lag.values()) == 0
+            return lag is not None and sum(lag.values()) == 0 and self.gold_is_current()
 
         assert wait_until(caught_up, timeout, interval=1.0), self.stack.process("job").log_tail()
+
+    def gold_is_current(self) -> bool:
+        """The last gold refresh was built from silver's newest versions (True before silver has a product:
+        there is no gold then)."""
+        silver = self.settings.lakehouse_dir / "silver"
+        products_version = delta_version(silver / "products")
+        if products_version is None:
+            return True
+        refresh = self.db[catalog.PIPELINE_STATUS.name].find_one({"_id": catalog.GOLD_REFRESH_STATUS_ID}) or {}
+        return (refresh.get("silver_products_version"), refresh.get("silver_categories_version")) == (
+            products_version,
+            delta_version(silver / "categories"),
+        )
+
+
+def delta_version(table: Path) -> int | None:
+    """The newest committed version of the local Delta table `table` (its newest `_delta_log` commit file)."""
+    commits = [int(path.stem) for path in (table / "_delta_log").glob("[0-9]*.json")]
+    return max(commits, default=None)
 
 
 @contextmanager

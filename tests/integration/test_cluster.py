@@ -142,7 +142,7 @@ def test_a_spark_worker_killed_mid_batch_leaves_exact_results(
     with running_pipeline(infrastructure, tmp_path, cluster=True, **overrides) as pipeline:
         summary = api_client.run(products, categories, pipeline.settings.api_url, show_progress=False)
         assert summary.ok and summary.accepted == 10_060
-        # Products reach MongoDB in the middle of a batch (history, publish, gold and the event follow), and at
+        # Products reach MongoDB in the middle of a batch (history, publish and the event follow), and at
         # most 5,000 of 10,000 are in by then: the worker dies with that batch and at least one more to come.
         assert wait_until(lambda: pipeline.db.products.count_documents({}) > 0, 600, interval=0.5)
         worker.kill()

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from spark_jobs.consistency import Check, compare_sets, report
+from spark_jobs.consistency import Check, compare_sets, gold_refresh_check, report
 
 
 def test_equal_key_sets_agree() -> None:
@@ -112,3 +112,15 @@ def test_a_refusal_names_the_version_the_job_gave_the_record(spark) -> None:
     )
     assert refused_key_versions(quarantine, "ingest-product") == {("B0REFUSED", silver_row["_v"])}
     assert refused_key_versions(quarantine, "ingest-category") == set()
+
+
+def test_gold_is_current_only_when_its_last_refresh_names_silvers_newest_versions() -> None:
+    silver = {"silver_products_version": 7, "silver_categories_version": 3}
+    assert gold_refresh_check(silver, silver | {"_id": "gold_refresh"}).ok
+    behind = gold_refresh_check(silver, {"silver_products_version": 6, "silver_categories_version": 3})
+    assert not behind.ok and behind.differing == [
+        "silver_products_version: silver 7, gold built from 6 (wait for the job's next refresh)"
+    ]
+    assert not gold_refresh_check(silver, {}).ok  # never refreshed
+    no_products = {"silver_products_version": None, "silver_categories_version": 3}
+    assert gold_refresh_check(no_products, {}).ok  # no gold before silver has a product

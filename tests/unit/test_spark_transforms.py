@@ -291,3 +291,21 @@ def test_silver_written_with_offset_versions_is_named_for_a_rebuild(spark, tmp_p
     )
     spark.createDataFrame([(1, "0000.1.1")], "id long, _v string").write.format("delta").save(tables.silver_categories)
     assert lake.outdated_version_tables(spark, tables) == [tables.silver_products]
+
+
+def test_read_latest_stays_at_the_version_it_read_while_others_commit(spark, tmp_path) -> None:
+    from spark_jobs import lake
+
+    path = str(tmp_path / "silver")
+    assert lake.read_latest(spark, path) is None
+    for price in (1.0, 2.0):
+        spark.createDataFrame([("B000000001", price)], "asin string, price double").write.format("delta").mode(
+            "overwrite"
+        ).save(path)
+    latest = lake.read_latest(spark, path)
+    assert latest is not None
+    frame, version = latest
+    spark.createDataFrame([("B000000001", 3.0)], "asin string, price double").write.format("delta").mode(
+        "overwrite"
+    ).save(path)
+    assert version == 1 and [row["price"] for row in frame.collect()] == [2.0]
