@@ -2,14 +2,16 @@
 `GET /products/{asin}`, and how far gold is behind, beside the Kafka floor measured in the same run.
 
     flock /tmp/lakehouse-stack.lock .venv/bin/python -m bench.freshness [--seconds 60] [--rate 2]
-        [--batch-seconds 20] [--batch-size 1000] [--drain 600] [--seed 11] [--designs job,speed]
+        [--batch-seconds 20] [--batch-size 1000] [--drain 600] [--seed 11] [--designs job,speed-in-batch,speed]
 
-Two designs, one after the other in the same run (`--designs`): `job`, the streaming job alone (the design
-before the speed layer, the baseline), and `speed`, the speed layer (speed_layer/consumer.py) beside the same
-job. Each runs on the local stack's Kafka broker and MongoDB server (started if they are not running, and then
-stopped again), with its own topics, database and lakehouse; the API, the job (and the speed layer) are
-started, 248 categories and 2,000 products sent and waited for until gold has them (warm-up, not counted).
-Then two loads, one after the other, of products not seen before:
+Designs, one after the other in the same run (`--designs`, DESIGNS): `job`, the streaming job alone with gold
+refreshed in every micro-batch (the design before the speed layer, the baseline); `speed-in-batch`, the speed layer
+(speed_layer/consumer.py) beside that job; `speed`, the speed layer beside the job refreshing gold on a thread of
+its own (GOLD_REFRESH=background, spark_jobs/gold_refresher.py, the design now). Each runs on the local stack's
+Kafka broker and MongoDB server (started if they are not running, and then stopped again), with its own topics,
+database and lakehouse; the API, the job (and the speed layer) are started, 248 categories and 2,000 products sent
+and waited for until gold has them (warm-up, not counted). Then two loads, one after the other, of products not
+seen before:
 
 - trickle: single `POST /products`, `--rate` per second for `--seconds`;
 - batch: one `POST /products/batch` of `--batch-size` records per second for `--batch-seconds`.
@@ -24,16 +26,16 @@ gold_summary's product count, which reaches a record's place in the posting orde
 record not seen within `--drain` seconds of the load's end counts as not seen; after that the bench waits for
 the job's lag to reach 0.
 
-Printed per design and load, in seconds from the 201 (time.monotonic after the response; the Kafka floor can be slightly
-negative, as the record is readable before the client has read the response): p50, p99 and max to Kafka, to
-MongoDB, to the API read and to gold, and the job's micro-batches with their mean seconds per step
-(pipeline_events `steps`). Targets (issue #9): MongoDB and API read p50 <= 1 s and p99 <= 3 s; gold at most
-15 s behind (its max).
-"""
+Printed per design and load, in seconds from the 201 (time.monotonic after the response; the Kafka floor can be
+slightly negative, as the record is readable before the client has read the response): p50, p99 and max to Kafka,
+to MongoDB, to the API read and to gold, the job's micro-batches with their mean seconds per step (pipeline_events
+`steps`), and the background gold refreshes with their mean seconds (the job's log). Targets (issue #9): MongoDB
+and API read p50 <= 1 s and p99 <= 3 s; gold at most 15 s behind (its max)."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import statistics
 import time
@@ -87,6 +89,7 @@ class Load:
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     steps: dict[str, float] = field(default_factory=dict)
     batches: int = 0
+    gold_refreshes: list[float] = field(default_factory=list)  # seconds of each background refresh
 
     def delays(self, seen: dict[str, float]) -> list[float]:
         return sorted(seen[asin] - posted for asin, posted in self.posted.items() if asin in seen)
@@ -185,15 +188,25 @@ def api_headers(config: Settings) -> dict[str, str]:
     return {"X-API-Key": config.api_key} if config.api_key else {}
 
 
+# A design -> (the speed layer runs beside the job, the job's GOLD_REFRESH).
+DESIGNS: dict[str, tuple[bool, str]] = {
+    "job": (False, "in-batch"),
+    "speed-in-batch": (True, "in-batch"),
+    "speed": (True, "background"),
+}
+GOLD_REFRESHED = re.compile(r"gold refreshed in ([0-9.]+)s")
+
+
 @contextmanager
 def running(config: Settings, design: str) -> Iterator[LocalStack]:
-    """The API and the job (and for the `speed` design the speed layer) on the bench's topics and database;
-    afterwards all stopped, the database dropped and the lakehouse folder removed."""
-    stack = LocalStack(config, instance="freshness")
+    """The API and the job (and the speed layer, in the designs that have it) on the bench's topics and
+    database; afterwards all stopped, the database dropped and the lakehouse folder removed."""
+    with_speed_layer, gold_refresh = DESIGNS[design]
+    stack = LocalStack(config.model_copy(update=dict(gold_refresh=gold_refresh)), instance="freshness")
     stack.kafka.create_topics()
     try:
         stack.start_api()
-        if design == "speed":
+        if with_speed_layer:
             stack.start_speed_layer()
         stack.start_job()
         yield stack
@@ -250,20 +263,35 @@ def job_steps(config: Settings, load: Load) -> None:
     load.steps = {name: statistics.fmean(e.get("steps", {}).get(name, 0.0) for e in found) for name in names}
 
 
+def gold_refreshes(stack: LocalStack, load: Load, log_offset: int) -> None:
+    """The seconds of each background gold refresh the job logged after `log_offset` (bytes of its log)."""
+    with stack.process("job").log_file.open("rb") as log:
+        log.seek(log_offset)
+        load.gold_refreshes = [float(m) for m in GOLD_REFRESHED.findall(log.read().decode(errors="replace"))]
+
+
+def log_size(stack: LocalStack) -> int:
+    return stack.process("job").log_file.stat().st_size
+
+
 def lag_is_zero(config: Settings) -> bool:
     return sum((lag_per_topic(config) or {"": 1}).values()) == 0
 
 
-def measure(config: Settings, watcher: KafkaWatcher, load: Load, send: Sender, gold_base: int, drain: float) -> None:
+def measure(stack: LocalStack, watcher: KafkaWatcher, load: Load, send: Sender, gold_base: int, drain: float) -> None:
     """Sends the load with a Reader polling, waits for every record (at most `drain` seconds) and for lag 0,
-    then takes the Kafka floor from the watcher and the job's steps from pipeline_events."""
+    then takes the Kafka floor from the watcher, the job's steps from pipeline_events and its background gold
+    refreshes from its log."""
+    config = stack.settings
     load.started_at = datetime.now(UTC)
+    log_offset = log_size(stack)
     with Reader(config, load, gold_base) as reader:
         send(load)
         wait_until(reader.all_seen, drain, interval=0.5)
     assert wait_until(lambda: lag_is_zero(config), drain), "the job's lag did not reach 0"
     load.in_kafka = {asin: watcher.seen[asin] for asin in load.posted if asin in watcher.seen}
     job_steps(config, load)
+    gold_refreshes(stack, load, log_offset)
 
 
 def run(args: argparse.Namespace, design: str) -> list[Load]:
@@ -286,7 +314,7 @@ def run(args: argparse.Namespace, design: str) -> list[Load]:
             assert wait_until(lambda: len(watcher.seen) >= WARM_UP_PRODUCTS, 60), "the Kafka watcher read nothing"
             for load, send in sends:
                 gold_base = WARM_UP_PRODUCTS + sum(len(done.posted) for done in loads)
-                measure(config, watcher, load, send, gold_base, args.drain)
+                measure(stack, watcher, load, send, gold_base, args.drain)
                 loads.append(load)
                 print(describe(load), flush=True)
     return loads
@@ -313,7 +341,14 @@ def describe(load: Load) -> str:
         lines.append(f"  {name + ':':<24}{percentiles(delays, posted)}")
     steps = ", ".join(f"{name} {seconds:.2f}" for name, seconds in load.steps.items())
     lines.append(f"  job: {load.batches} micro-batches, mean seconds per step: {steps}")
+    lines.append(f"  {refreshes(load)}")
     return "\n".join(lines)
+
+
+def refreshes(load: Load) -> str:
+    if not load.gold_refreshes:
+        return "gold: refreshed in the micro-batches"
+    return f"gold: {len(load.gold_refreshes)} background refreshes, mean {statistics.fmean(load.gold_refreshes):.2f} s"
 
 
 def verdict(name: str, figures: tuple[float, float, float]) -> str:
@@ -333,7 +368,7 @@ def target_text(name: str) -> str:
 
 def summary_table(loads: list[Load]) -> str:
     columns = f"{'seen':>11} {'p50 s':>7} {'p99 s':>7} {'max s':>7}  {'target':<14} result"
-    header = f"{'design':<7} {'load':<8} {'path':<23} {columns}"
+    header = f"{'design':<14} {'load':<8} {'path':<23} {columns}"
     lines = [header, "-" * len(header)]
     for load in loads:
         for name, delays in load.paths().items():
@@ -342,7 +377,7 @@ def summary_table(loads: list[Load]) -> str:
             numbers = " ".join(f"{figure:>7.2f}" for figure in figures)
             seen = f"{len(delays)}/{len(load.posted)}"
             lines.append(
-                f"{load.design:<7} {load.name:<8} {name:<23} {seen:>11} {numbers}  {target_text(name):<14} {result}"
+                f"{load.design:<14} {load.name:<8} {name:<23} {seen:>11} {numbers}  {target_text(name):<14} {result}"
             )
     return "\n".join(lines)
 
@@ -356,7 +391,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--drain", type=float, default=600, help="seconds to wait for the job after a load")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument(
-        "--designs", default="job,speed", help="job (the job alone, the baseline), speed (the speed layer beside it)"
+        "--designs",
+        default=",".join(DESIGNS),
+        help="job (the job alone, gold in each batch: the baseline), speed-in-batch (the speed layer beside it), "
+        "speed (the speed layer, gold refreshed in the background)",
     )
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -366,7 +404,7 @@ def main(argv: list[str] | None = None) -> None:
     print(summary_table(loads))
     for load in loads:
         steps = ", ".join(f"{name} {seconds:.2f}" for name, seconds in load.steps.items())
-        print(f"{load.design}, {load.name}: {load.batches} micro-batches, mean seconds per step: {steps}")
+        print(f"{load.design}, {load.name}: {load.batches} micro-batches, mean s per step: {steps}; {refreshes(load)}")
 
 
 if __name__ == "__main__":

@@ -74,13 +74,19 @@ class Settings(BaseSettings):
     spark_jars_dir: Path = PROJECT_ROOT / "build" / "jars" / "spark"
     stream_trigger_seconds: float = Field(2.0, gt=0)
     stream_max_offsets_per_trigger: int = Field(50_000, gt=0)
+    # Where the streaming job refreshes gold and its trends: "in-batch", at the end of every micro-batch, or
+    # "background", on a thread of its own that rests GOLD_REFRESH_PAUSE_SECONDS after each refresh
+    # (spark_jobs/gold_refresher.py). bench/freshness.py measures both; on 2 cores in-batch is fresher.
+    gold_refresh: Literal["in-batch", "background"] = "in-batch"
+    gold_refresh_pause_seconds: float = Field(2.0, ge=0)
     # Spark's Kafka `failOnDataLoss`: true stops the job when records it has not read are gone from Kafka
     # (retention, deleted records); false skips them, for one start after such a stop (spark_jobs/supervisor.py).
     stream_fail_on_data_loss: bool = True
     # Gold over time (issue #12): one point per category per bucket of this many seconds of broker time; the
     # dashboard's Trends page resamples them. `make run` spaces the generated days one bucket apart.
     trends_bucket_seconds: int = Field(60, gt=0)
-    # Crash tests only: the job SIGKILLs itself right after this step of a micro-batch ("mongo", "gold", ...).
+    # Crash tests only: the job SIGKILLs itself right after this step of a micro-batch ("mongo", ...) or of a
+    # gold refresh ("gold", "points", "movers").
     stream_crash_after_step: str = ""
 
     @model_validator(mode="after")

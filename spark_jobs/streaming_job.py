@@ -1,5 +1,6 @@
 """The streaming job: Kafka -> bronze, then each micro-batch through the pipeline (pipeline.py), under the
-supervisor's restarts (supervisor.py).
+supervisor's restarts (supervisor.py). Gold and its trends are refreshed from silver at the end of each
+micro-batch, or with GOLD_REFRESH=background on a thread of their own (gold_refresher.py).
 
     spark-submit --properties-file build/spark-defaults.conf spark_jobs/streaming_job.py
     python -m spark_jobs.streaming_job --available-now     # process what is in Kafka, then stop
@@ -26,6 +27,7 @@ from lakehouse.kafka_admin import KafkaAdmin
 from lakehouse.mongo import redacted_uri
 from lakehouse.settings import settings
 from spark_jobs import events, lake, transforms
+from spark_jobs.gold_refresher import GoldRefresher
 from spark_jobs.monitoring import ProgressListener
 from spark_jobs.pipeline import IngestPipeline, Steps, timed_step
 from spark_jobs.session import build_spark
@@ -47,6 +49,15 @@ class StreamingJob:
             KafkaAdmin(self.config.kafka_bootstrap_servers), self.config.kafka_topics, self.query_checkpoint
         )
         spark.streams.addListener(ProgressListener(pipeline.serving.sink, lambda: pipeline.last_quarantined))
+        self.gold = GoldRefresher(self.refresh_gold, self.config.gold_refresh_pause_seconds)
+
+    def refresh_gold(self) -> None:
+        """Gold and its trends from silver's newest versions (on the gold refresher's thread), logged with the
+        seconds of each step."""
+        steps: Steps = {}
+        self.pipeline.refresh_gold(steps)
+        timings = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in steps.items())
+        log.info("gold refreshed in %.1fs (%s)", sum(steps.values()), timings)
 
     @property
     def query_checkpoint(self) -> Path:
@@ -82,12 +93,14 @@ class StreamingJob:
                 lake.append_once(
                     bronze.withColumn("_read_by", F.lit(app_id)), self.pipeline.tables.bronze, batch_id, app_id
                 )
-            outcome = self.pipeline.apply(bronze, steps)
+            outcome = self.pipeline.apply(bronze, steps, refresh_gold=self.config.gold_refresh == "in-batch")
             finished_at = datetime.now(UTC)
             event = events.BatchEvent(
                 "stream", batch_id, started_at, input_rows, outcome, steps, finished_at, newest_record_ts
             )
             self.pipeline.record_event(event, bronze, app_id)
+            if self.config.gold_refresh == "background":
+                self.gold.request()
         finally:
             bronze.unpersist()
 
@@ -131,7 +144,9 @@ def main(argv: list[str] | None = None) -> None:
             "MongoDB from bronze with the broker-time versions: `make backfill` (README.md, Backfill), then start "
             "the job again"
         )
+    job.gold.start()
     run_supervised(job, args.available_now)
+    job.gold.finish()  # an available-now run stops with gold built from its last batch
 
 
 def connected_job(spark: SparkSession) -> StreamingJob:
