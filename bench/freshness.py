@@ -7,11 +7,11 @@
 Designs, one after the other in the same run (`--designs`, DESIGNS): `job`, the streaming job alone with gold
 refreshed in every micro-batch (the design before the speed layer, the baseline); `speed-in-batch`, the speed layer
 (speed_layer/consumer.py) beside that job; `speed`, the speed layer beside the job refreshing gold on a thread of
-its own (GOLD_REFRESH=background, spark_jobs/gold_refresher.py, the design now). Each runs on the local stack's
-Kafka broker and MongoDB server (started if they are not running, and then stopped again), with its own topics,
-database and lakehouse; the API, the job (and the speed layer) are started, 248 categories and 2,000 products sent
-and waited for until gold has them (warm-up, not counted). Then two loads, one after the other, of products not
-seen before:
+its own (GOLD_REFRESH=background, spark_jobs/gold_refresher.py; measured, and not the default). Each runs on the
+local stack's Kafka broker and MongoDB server (started if they are not running, and then stopped again), with its
+own topics, database and lakehouse; the API, the job (and the speed layer) are started, 248 categories and 2,000
+products sent and waited for until gold has them (warm-up, not counted). Then two loads, one after the other, of
+products not seen before:
 
 - trickle: single `POST /products`, `--rate` per second for `--seconds`;
 - batch: one `POST /products/batch` of `--batch-size` records per second for `--batch-seconds`.

@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     # dashboard's Trends page resamples them. `make run` spaces the generated days one bucket apart.
     trends_bucket_seconds: int = Field(60, gt=0)
     # Crash tests only: the job SIGKILLs itself right after this step of a micro-batch ("mongo", ...) or of a
-    # gold refresh ("gold", "points", "movers").
+    # gold refresh ("gold", "delta_gold", "points", "movers").
     stream_crash_after_step: str = ""
 
     @model_validator(mode="after")

@@ -119,7 +119,7 @@ class Layers:
     gold_summary: DataFrame
     missing: list[str]
     # silver_products_version and silver_categories_version: silver's newest Delta versions (None: not written)
-    silver_versions: dict[str, int | None] = field(default_factory=dict)
+    silver_versions: dict[str, int | None]
 
     @classmethod
     def read(cls, spark: SparkSession, tables: lake.LakeTables) -> Layers:

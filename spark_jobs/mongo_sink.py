@@ -409,6 +409,8 @@ class MongoSink:
         for name in self.db.list_collection_names():
             if name in derived:
                 self.db.drop_collection(name)
+        # The last gold refresh names versions of the silver being rebuilt, which a new silver's may repeat.
+        self.collection(catalog.PIPELINE_STATUS).delete_one({"_id": catalog.GOLD_REFRESH_STATUS_ID})
         self.setup()
 
     def outdated_versions(self) -> list[str]:
@@ -422,7 +424,7 @@ class MongoSink:
         return outdated
 
     def write_status(self, document: dict[str, Any]) -> None:
-        """The job's one `pipeline_status` document (its `_id` names the job)."""
+        """A `pipeline_status` document, replacing the one with its `_id` (catalog.PIPELINE_STATUS's keys)."""
         self.collection(catalog.PIPELINE_STATUS).replace_one({"_id": document["_id"]}, document, upsert=True)
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
+from typing import NamedTuple
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -41,7 +42,7 @@ GOLD_TABLES = {
 MOVERS_TABLE = "movers"
 GOLD_STEPS = ("gold", "delta_gold", "points", "movers")  # the steps of a gold refresh (refresh_gold)
 # The columns the steps read, for a lakehouse without categories, a price or a category history yet.
-EMPTY_CATEGORIES = "id long, category_name string"
+EMPTY_CATEGORIES = "id long, category_name string, _kafka_ts timestamp"
 EMPTY_PRICE_HISTORY = "asin string, arrived_at timestamp, price double, title string, category_id long, _v string"
 EMPTY_CATEGORY_HISTORY = "category_id long, category_name string, at timestamp, avg_price double"
 QUARANTINE_SCHEMA = (
@@ -50,6 +51,16 @@ QUARANTINE_SCHEMA = (
 )
 
 Steps = dict[str, float]  # step name -> seconds, in the order the steps ran (events.BatchEvent.steps)
+
+
+class GoldBuild(NamedTuple):
+    """One gold refresh's computation: its tables (small, local DataFrames, by GOLD_TABLES name), the silver
+    versions they were built from (`silver_products_version`, `silver_categories_version`: None before silver
+    has a category) and silver's categories at that version."""
+
+    tables: dict[str, DataFrame]
+    versions: dict[str, int | None]
+    categories: DataFrame
 
 
 @contextmanager
@@ -62,6 +73,14 @@ def timed_step(steps: Steps, name: str, config: Settings) -> Iterator[None]:
     if config.stream_crash_after_step == name:
         log.warning("STREAM_CRASH_AFTER_STEP=%s: killing the job mid-batch, as a crash test asked", name)
         os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
+def _newest_arrival_micros(built: GoldBuild) -> int | None:
+    """Silver's newest broker time, product (from gold's summary) or category, in epoch microseconds; None when
+    neither has one. So a replay computes the same, and a category renamed later gets a point of its own."""
+    [product_micros] = built.tables["summary"].select(F.unix_micros("newest_record_ts")).first()
+    [category_micros] = built.categories.agg(F.unix_micros(F.max("_kafka_ts"))).first()
+    return max((t for t in (product_micros, category_micros) if t is not None), default=None)
 
 
 def _rescued(categories: DataFrame, products: DataFrame) -> int:
@@ -90,7 +109,7 @@ class IngestPipeline:
 
     def apply(self, bronze: DataFrame, steps: Steps, refresh_gold: bool = True) -> events.Outcome:
         """Bronze rows (transforms.to_bronze's columns) through every step, each timed into `steps` by name;
-        gold and its trends (steps `gold`, `points` and `movers`) only when `refresh_gold`. The backfill
+        gold and its trends (refresh_gold's steps, GOLD_STEPS) only when `refresh_gold`. The backfill
         refreshes them after its last slice only: gold is recomputed from all of silver, so a refresh after
         every slice is work the last one redoes, and a point computed from part of silver would replace a
         kept one."""
@@ -192,24 +211,24 @@ class IngestPipeline:
         into `steps` as `gold` (computed, then MongoDB's gold collections, which the dashboard reads),
         `delta_gold` (the Delta gold tables), `points` and `movers`. Once all is written, the `gold_refresh`
         status document records the silver versions it was built from: gold is current when they are silver's
-        newest. The streaming job runs it at the end of each batch or on a thread of its own
-        (gold_refresher.py), the backfill after its last slice. Raises what the Delta and MongoDB writes raise."""
+        newest. The trends read silver's categories at the same version, and the price history as it is then
+        (written by the batches after silver). The streaming job runs it at the end of each batch or on a thread
+        of its own (gold_refresher.py), the backfill after its last slice. Raises what the Delta and MongoDB
+        writes raise."""
         with self._step(steps, "gold"):
             built = self._computed_gold()
             if built is not None:
-                for name, local in built[0].items():
+                for name, local in built.tables.items():
                     self.serving.gold(GOLD_TABLES[name], rows_as_dicts(local))
         with self._step(steps, "delta_gold"):
             if built is not None:
-                self._overwrite_gold_tables(built[0])
-        self._refresh_trends(built[0] if built is not None else None, steps)
+                self._overwrite_gold_tables(built.tables)
+        self._refresh_trends(built, steps)
         if built is not None:
-            self.serving.gold_refreshed(built[1], {name: steps[name] for name in GOLD_STEPS})
+            self.serving.gold_refreshed(built.versions, {name: steps[name] for name in GOLD_STEPS})
 
-    def _computed_gold(self) -> tuple[dict[str, DataFrame], dict[str, int | None]] | None:
-        """Gold's tables computed from silver's newest versions (small, local DataFrames, by name), and those
-        versions (`silver_products_version`, `silver_categories_version`: None before silver has a category);
-        None before silver has a product."""
+    def _computed_gold(self) -> GoldBuild | None:
+        """Gold's tables computed from silver's newest versions; None before silver has a product."""
         latest = lake.read_latest(self.spark, self.tables.silver_products)
         if latest is None:
             return None
@@ -224,12 +243,14 @@ class IngestPipeline:
             "rating_distribution": gold.rating_distribution(products),
             "summary": gold.summary(products, categories),
         }
-        # Concurrently: each is a small job that mostly waits on the driver, not on the cores.
-        with ThreadPoolExecutor(max_workers=len(aggregates), thread_name_prefix="gold") as pool:
-            computed = dict(zip(aggregates, pool.map(self._computed, aggregates.values()), strict=True))
-        products.unpersist()
+        try:
+            # Concurrently: each is a small job that mostly waits on the driver, not on the cores.
+            with ThreadPoolExecutor(max_workers=len(aggregates), thread_name_prefix="gold") as pool:
+                computed = dict(zip(aggregates, pool.map(self._computed, aggregates.values()), strict=True))
+        finally:
+            products.unpersist()
         versions = {"silver_products_version": products_version, "silver_categories_version": categories_version}
-        return computed, versions
+        return GoldBuild(computed, versions, categories)
 
     def _overwrite_gold_tables(self, computed: dict[str, DataFrame]) -> None:
         """gold/<name> replaced by each computed table, concurrently (distinct tables: no commit conflicts)."""
@@ -247,27 +268,17 @@ class IngestPipeline:
         lake.overwrite(local, self.tables.gold(name))
         self.serving.gold(served, rows_as_dicts(local))
 
-    def _refresh_trends(self, served: dict[str, DataFrame] | None, steps: Steps) -> None:
-        """After gold (`served`: its tables, None before silver has a product): the category points of the
-        bucket holding the newest arrival, then the movers up to that arrival. Timed as the steps `points` and
-        `movers`."""
-        newest_micros = None if served is None else self._newest_arrival_micros(served["summary"])
+    def _refresh_trends(self, built: GoldBuild | None, steps: Steps) -> None:
+        """After gold (`built`, None before silver has a product): the category points of the bucket holding
+        the newest arrival, then the movers up to that arrival. Timed as the steps `points` and `movers`."""
+        newest_micros = None if built is None else _newest_arrival_micros(built)
         with self._step(steps, "points"):
-            if served is not None and newest_micros is not None:
+            if built is not None and newest_micros is not None:
                 at = trends.bucket_start(newest_micros // 1_000_000, self.config.trends_bucket_seconds)
-                self._record_category_points(trends.category_history(served["category_stats"], at))
+                self._record_category_points(trends.category_history(built.tables["category_stats"], at))
         with self._step(steps, "movers"):
-            if newest_micros is not None:
-                self._refresh_movers(events.from_epoch_micros(newest_micros))
-
-    def _newest_arrival_micros(self, summary: DataFrame) -> int | None:
-        """Silver's newest broker time, product (from gold's `summary`) or category, in epoch microseconds; None
-        when neither has one. So a replay computes the same, and a category renamed later gets a point of its
-        own."""
-        [product_micros] = summary.select(F.unix_micros("newest_record_ts")).first()
-        categories = lake.read_if_exists(self.spark, self.tables.silver_categories)
-        category_micros = None if categories is None else categories.agg(F.unix_micros(F.max("_kafka_ts"))).first()[0]
-        return max((t for t in (product_micros, category_micros) if t is not None), default=None)
+            if built is not None and newest_micros is not None:
+                self._refresh_movers(events.from_epoch_micros(newest_micros), built.categories)
 
     def _record_category_points(self, points: DataFrame) -> None:
         """One point per category for the current bucket: replaces the bucket's point (the last refresh in a
@@ -280,11 +291,12 @@ class IngestPipeline:
         )
         self.serving.category_points(rows)
 
-    def _refresh_movers(self, until: datetime) -> None:
-        """gold/movers and gold_movers, replaced by the moves of every window ending at `until`."""
+    def _refresh_movers(self, until: datetime, categories: DataFrame) -> None:
+        """gold/movers and gold_movers, replaced by the moves of every window ending at `until` (products named
+        from `categories`, silver's)."""
         history = lake.read_or_empty(self.spark, self.tables.price_history, EMPTY_PRICE_HISTORY)
         category_history = lake.read_or_empty(self.spark, self.tables.category_history, EMPTY_CATEGORY_HISTORY)
-        movers = trends.product_movers(history, self._current_categories(), until).unionByName(
+        movers = trends.product_movers(history, categories, until).unionByName(
             trends.category_movers(category_history, until)
         )
         self._replace_gold(MOVERS_TABLE, movers, catalog.GOLD_MOVERS)

@@ -144,7 +144,9 @@ def main(argv: list[str] | None = None) -> None:
             "MongoDB from bronze with the broker-time versions: `make backfill` (README.md, Backfill), then start "
             "the job again"
         )
-    job.gold.start()
+    if settings.gold_refresh == "background":
+        job.gold.start()
+        job.gold.request()  # a refresh the job owed when it last stopped is not lost
     run_supervised(job, args.available_now)
     job.gold.finish()  # an available-now run stops with gold built from its last batch
 

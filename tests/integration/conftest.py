@@ -3,6 +3,7 @@ and per test its own topics, database, lakehouse folder, API process and streami
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from stack.processes import wait_until
 from stack.services import LocalStack
 
 pytestmark = pytest.mark.integration
+COMMIT_FILE = re.compile(r"\d{20}\.json")  # a Delta commit, not a checkpoint's or a compacted log's JSON
 
 
 @pytest.fixture(scope="session")
@@ -63,8 +65,9 @@ class Pipeline:
             pytest.fail(f"the streaming job died:\n{job.log_tail(80)}")
 
     def wait_until_idle(self, timeout: float = 300.0) -> None:
-        """Until a batch has run after everything now in Kafka was produced (the job keeps up), and gold, which
-        the job refreshes on a thread of its own, is built from that silver."""
+        """Until a batch has run after everything now in Kafka was produced (the job keeps up), and the last
+        gold refresh (in that batch, or on the job's own thread with GOLD_REFRESH=background) was built from
+        that silver."""
 
         def caught_up() -> bool:
             self.fail_if_job_died()
@@ -89,7 +92,8 @@ class Pipeline:
 
 def delta_version(table: Path) -> int | None:
     """The newest committed version of the local Delta table `table` (its newest `_delta_log` commit file)."""
-    commits = [int(path.stem) for path in (table / "_delta_log").glob("[0-9]*.json")]
+    log = table / "_delta_log"
+    commits = [int(path.stem) for path in log.glob("*.json") if COMMIT_FILE.fullmatch(path.name)]
     return max(commits, default=None)
 
 

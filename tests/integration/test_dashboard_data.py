@@ -107,7 +107,7 @@ class ServingDatabase:
 
 
 def gold_aggregates(products: DataFrame, categories: DataFrame) -> dict[catalog.ServingCollection, DataFrame]:
-    """What IngestPipeline._refresh_gold writes, from the same gold functions."""
+    """What IngestPipeline.refresh_gold writes, from the same gold functions."""
     return {
         catalog.GOLD_CATEGORY_STATS: gold.category_stats(products),
         catalog.GOLD_PRICE_BUCKETS: gold.price_buckets(products),
