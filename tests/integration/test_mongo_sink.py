@@ -137,6 +137,7 @@ def test_drop_derived_empties_the_lakehouse_collections_and_keeps_the_indexes(si
     sink.replace_by_ids(catalog.GOLD_CATEGORY_HISTORY, [{"_id": "1@60", "category_id": 1}])
     sink.set_by_ids(catalog.PIPELINE_EVENTS, [{"_id": "app:0", "batch_id": 0}])
     sink.write_status({"_id": "streaming_job", "batch_id": 1})
+    sink.write_status({"_id": catalog.GOLD_REFRESH_STATUS_ID, "silver_products_version": 3})
 
     sink.drop_derived()
 
@@ -146,6 +147,8 @@ def test_drop_derived_empties_the_lakehouse_collections_and_keeps_the_indexes(si
         "pipeline_events",
         "gold_category_history",
     }
+    # The last gold refresh named versions of the silver a rebuild replaces.
+    assert [d["_id"] for d in sink.db[catalog.PIPELINE_STATUS.name].find()] == ["streaming_job"]
     assert any(key == [("category_id", 1), ("_id", 1)] for key in _index_keys(sink.db))
 
 
