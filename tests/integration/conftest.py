@@ -18,6 +18,7 @@ from lakehouse import catalog
 from lakehouse.committed import read_committed, topic_ends
 from lakehouse.mongo import mongo_client, serving_db
 from lakehouse.settings import Settings, load_settings
+from spark_jobs.consistency import gold_refresh_check
 from spark_jobs.progress import lag_per_topic
 from stack.processes import wait_until
 from stack.services import LocalStack
@@ -80,14 +81,12 @@ class Pipeline:
         """The last gold refresh was built from silver's newest versions (True before silver has a product:
         there is no gold then)."""
         silver = self.settings.lakehouse_dir / "silver"
-        products_version = delta_version(silver / "products")
-        if products_version is None:
-            return True
+        versions = {
+            "silver_products_version": delta_version(silver / "products"),
+            "silver_categories_version": delta_version(silver / "categories"),
+        }
         refresh = self.db[catalog.PIPELINE_STATUS.name].find_one({"_id": catalog.GOLD_REFRESH_STATUS_ID}) or {}
-        return (refresh.get("silver_products_version"), refresh.get("silver_categories_version")) == (
-            products_version,
-            delta_version(silver / "categories"),
-        )
+        return gold_refresh_check(versions, refresh).ok  # make check's own comparison
 
 
 def delta_version(table: Path) -> int | None:
