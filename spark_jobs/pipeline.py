@@ -169,13 +169,20 @@ class IngestPipeline:
         return count
 
     def _upsert_categories(self, categories: DataFrame) -> None:
-        """The batch's valid categories -> silver (renaming their products there) and MongoDB."""
+        """The batch's valid categories -> silver, then silver's versions of them (the batch's, unless silver
+        held a newer one) rename their products there and go to MongoDB."""
         if categories.isEmpty():
             return
         lake.upsert_newer(self.spark, categories, self.tables.silver_categories, "id")
-        lake.rename_products(self.spark, categories, self.tables.silver_products)
-        current = self.spark.read.format("delta").load(self.tables.silver_categories)
-        self._quarantine_rows(self.serving.categories(current.join(categories.select("id"), "id", how="left_semi")))
+        silver = self.spark.read.format("delta").load(self.tables.silver_categories)
+        current = silver.join(categories.select("id"), "id", how="left_semi").persist()
+        try:
+            # Not the batch's rows: an older version arriving later (a partition read behind another) would
+            # give the products a name silver no longer has.
+            lake.rename_products(self.spark, current, self.tables.silver_products)
+            self._quarantine_rows(self.serving.categories(current))
+        finally:
+            current.unpersist()
 
     def _upsert_products(self, products: DataFrame) -> None:
         """The batch's valid products, with their category's name -> silver."""

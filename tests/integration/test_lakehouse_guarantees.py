@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from kafka import KafkaProducer
+from pyspark.sql import SparkSession
 
 from client import api_client
+from lakehouse.mongo import mongo_client
+from lakehouse.settings import load_settings
+from spark_jobs import transforms
+from spark_jobs.consistency import KAFKA_SOURCE_SCHEMA
+from spark_jobs.pipeline import IngestPipeline
 from spark_jobs.progress import lag_per_topic
 from stack.processes import wait_until
 from stack.services import LocalStack
@@ -208,3 +215,38 @@ def test_an_older_version_read_again_after_the_newer_one_is_served_never_replace
         assert wait_until(read_again, 300, interval=0.1), job.log_tail()
         assert served == {20.0}
         assert "1 write(s) refused by the version guard" in job.log_file.read_text()
+
+
+def test_an_older_version_of_a_category_arriving_later_renames_no_product(
+    spark: SparkSession, infrastructure: LocalStack, tmp_path: Path
+) -> None:
+    """Silver keeps a category's newest version, and its products carry that version's name: a batch holding an
+    older version (a partition read behind another, a replay) changes neither, in Delta or MongoDB."""
+    config = load_settings(
+        kafka_topic_categories="ingest-category-stale",
+        kafka_topic_products="ingest-product-stale",
+        mongo_db=f"test_stale_{uuid.uuid4().hex[:8]}",
+        lakehouse_path=tmp_path / "lake",
+    )
+    pipeline = IngestPipeline.connect(spark, config)
+    newer, older = datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)
+    product = {"asin": "B0STALE001", "title": "t", "stars": 4.0, "reviews": 1, "category_id": 7, "price": 9.5}
+    named = {"New": json.dumps({"id": 7, "category_name": "New"}), "Old": json.dumps({"id": 7, "category_name": "Old"})}
+    # The Kafka source's rows: key, value, topic, partition, offset, broker time, timestamp type.
+    first = [
+        (b"7", named["New"].encode(), config.kafka_topic_categories, 0, 0, newer, 1),
+        (b"B0STALE001", json.dumps(product).encode(), config.kafka_topic_products, 0, 0, newer, 1),
+    ]
+    stale = [(b"7", named["Old"].encode(), config.kafka_topic_categories, 1, 0, older, 1)]
+    try:
+        for rows in (first, stale):
+            kafka_rows = spark.createDataFrame(rows, KAFKA_SOURCE_SCHEMA)
+            pipeline.apply(transforms.to_bronze(kafka_rows), {}, refresh_gold=False)
+
+        silver = spark.read.format("delta").load(pipeline.tables.silver_products).collect()
+        assert [(r["asin"], r["category_name"]) for r in silver] == [("B0STALE001", "New")]
+        [served] = pipeline.serving.sink.db.products.find()
+        assert served["category_name"] == "New"
+        assert [c["category_name"] for c in pipeline.serving.sink.db.categories.find()] == ["New"]
+    finally:
+        mongo_client(config.mongo_uri).drop_database(config.mongo_db)
