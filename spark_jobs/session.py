@@ -47,7 +47,7 @@ def submitted() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def build_spark(app_name: str, config: Settings = settings) -> SparkSession:
+def build_spark(app_name: str, config: Settings = settings, extra_java_options: str = "") -> SparkSession:
     """A SPARK_MASTER session, in a process whose local time is UTC (`use_utc`).
 
     Under spark-submit, spark-submit decides the master, the memory and the jars (its flags, then its
@@ -62,6 +62,7 @@ def build_spark(app_name: str, config: Settings = settings) -> SparkSession:
             .config("spark.jars", ",".join(connector_jars(config.spark_jars_dir)))
             .config("spark.driver.memory", config.spark_driver_memory)
             .config("spark.executor.memory", config.spark_executor_memory)
+            .config("spark.driver.extraJavaOptions", extra_java_options)
         )
     builder = (
         builder.appName(app_name)
