@@ -118,6 +118,16 @@ def replace_if_older(document: Mapping[str, Any]) -> ReplaceOne:
     return ReplaceOne({"_id": document["_id"], "_v": {"$lt": document["_v"]}}, document, upsert=True)
 
 
+def renames_products(stored: Mapping[str, Any] | None, category: Mapping[str, Any]) -> bool:
+    """Whether writing `category` changes the name its products are served with: it is new, or renamed by a
+    version `guarded_replace` lets replace the `stored` one (not an older version read later)."""
+    if stored is None:
+        return True
+    if stored.get("category_name") == category.get("category_name"):
+        return False
+    return "_v" not in stored or stored["_v"] <= category["_v"]
+
+
 def replace_by_id(document: Mapping[str, Any]) -> ReplaceOne:
     """For documents that carry no version: what the batch computed replaces what is stored."""
     return ReplaceOne({"_id": document["_id"]}, document, upsert=True)
@@ -335,15 +345,16 @@ class MongoSink:
     def upsert_categories(self, documents: Iterable[Mapping[str, Any]]) -> WriteStats:
         """Categories, and the name of every product of a category whose served name this changes. The
         products are renamed first: the category document, written last, marks the rename as done, so a
-        batch replayed after a crash between the two renames them again. A category the sink rejects (or
-        whose rename the server refuses) is in `rejected`, and its products keep their name."""
+        batch replayed after a crash between the two renames them again. A version older than the one
+        served renames nothing (the version guard then refuses the category too). A category the sink
+        rejects (or whose rename the server refuses) is in `rejected`, and its products keep their name."""
         categories = self.collection(catalog.CATEGORIES)
         storable, rejected = checked(documents, self.max_document_bytes)
         stored = {
-            d["_id"]: d.get("category_name")
-            for d in categories.find({"_id": {"$in": [d["_id"] for d in storable]}}, {"category_name": 1})
+            d["_id"]: d
+            for d in categories.find({"_id": {"$in": [d["_id"] for d in storable]}}, {"category_name": 1, "_v": 1})
         }
-        renaming = self._rename_products([d for d in storable if stored.get(d["_id"]) != d.get("category_name")])
+        renaming = self._rename_products([d for d in storable if renames_products(stored.get(d["_id"]), d)])
         not_renamed = {id(r.document) for r in renaming.rejected}
         stats = self._upsert_versioned(categories, [d for d in storable if id(d) not in not_renamed])
         stats.rejected = rejected + renaming.rejected + stats.rejected

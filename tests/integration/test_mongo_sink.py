@@ -114,10 +114,13 @@ def test_quarantined_records_are_written_once_and_categories_are_guarded(sink: M
     sink.insert_quarantined([record])
     assert list(sink.db.quarantine.find()) == [record]
 
+    sink.upsert_products([product("B000000001", 1, 1.0, category_id=1)])
     sink.upsert_categories([{"_id": 1, "id": 1, "category_name": "Luggage", "_v": 5}])
     stats = sink.upsert_categories([{"_id": 1, "id": 1, "category_name": "Old name", "_v": 2}])
     assert stats.stale == 1
     assert sink.db.categories.find_one({"_id": 1})["category_name"] == "Luggage"
+    # The older version renames no product either (MongoDB kept while silver was rebuilt, a stream re-read).
+    assert sink.db.products.find_one({"_id": "B000000001"})["category_name"] == "Luggage"
 
 
 def test_gold_is_replaced_whole_and_the_status_stays_one_document(sink: MongoSink) -> None:
