@@ -17,6 +17,8 @@ the job has not written yet (nothing sent, or no category yet) is read as empty,
 5. Valid product records in bronze (every version) = silver price history ids = MongoDB price_history ids, but
    versions MongoDB refused.
 6. Gold totals = silver: products per category summed, the summary's product count, MongoDB's copy of it.
+7. Every silver product carries the name silver's categories give its category (null before the category
+   arrived): a rename reached all its products, and only the name of the version silver keeps did.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ READ_TIMEOUT_S = 600
 KAFKA_SOURCE_SCHEMA = (
     "key binary, value binary, topic string, partition int, offset long, timestamp timestamp, timestampType int"
 )
+
+# Silver products' columns the checks read, for a lakehouse without them yet.
+SILVER_PRODUCT_KEYS = "asin string, _v string, category_id long, category_name string"
 
 # The price history's columns the checks read, for a lakehouse without one yet.
 PRICE_HISTORY_KEYS = "_id string, _topic string, _partition int, _offset long, _kafka_ts timestamp"
@@ -134,8 +139,10 @@ class Layers:
         # Only the columns the checks read, for the tables that may be absent.
         return cls(
             bronze=table(tables.bronze, transforms.to_bronze(spark.createDataFrame([], KAFKA_SOURCE_SCHEMA))),
-            silver_products=table(tables.silver_products, "asin string, _v string"),
-            silver_categories=table(tables.silver_categories, "id long, _v string"),
+            silver_products=table(
+                tables.silver_products, "asin string, _v string, category_id long, category_name string"
+            ),
+            silver_categories=table(tables.silver_categories, "id long, _v string, category_name string"),
             price_history=table(tables.price_history, PRICE_HISTORY_KEYS),
             quarantine=table(tables.quarantine, QUARANTINE_KEYS),
             gold_stats=table(tables.gold("category_stats"), "product_count long"),
@@ -225,6 +232,7 @@ def layer_checks(layers: Layers, config: Settings) -> list[Check]:
             served_ids(history_ids, refused_versions(layers), served_history_ids),
             served_history_ids,
         ),
+        category_names_check(layers.silver_products, layers.silver_categories),
         gold_refresh_check(layers.silver_versions, _gold_refresh(db)),
         Check("silver products = gold products per category, summed", silver_count, _total(layers.gold_stats)),
         Check("silver products = gold summary products", silver_count, gold_summary["products"] if gold_summary else 0),
@@ -237,6 +245,20 @@ def layer_checks(layers: Layers, config: Settings) -> list[Check]:
     products.unpersist()
     categories.unpersist()
     return checks
+
+
+def category_names_check(products: DataFrame, categories: DataFrame) -> Check:
+    """Silver products (asin, category_id, category_name) whose category name is not silver categories' (id,
+    category_name) name for that id, null when silver has no such category; examples name both."""
+    names = categories.select(F.col("id").alias("category_id"), F.col("category_name").alias("silver_name"))
+    joined = products.select("asin", "category_id", "category_name").join(names, "category_id", "left")
+    differing = joined.where(~F.col("category_name").eqNullSafe(F.col("silver_name"))).persist()
+    try:
+        examples = [f"{r.asin}: {r.category_name!r}, not {r.silver_name!r}" for r in differing.limit(SAMPLE).collect()]
+        total, wrong = products.count(), differing.count()
+    finally:
+        differing.unpersist()
+    return Check("silver products' category names = silver categories' names", total, total - wrong, examples)
 
 
 def gold_refresh_check(silver_versions: dict[str, int | None], refresh: dict[str, Any]) -> Check:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from spark_jobs.consistency import Check, compare_sets, gold_refresh_check, report
+from spark_jobs.consistency import Check, category_names_check, compare_sets, gold_refresh_check, report
 
 
 def test_equal_key_sets_agree() -> None:
@@ -124,3 +124,17 @@ def test_gold_is_current_only_when_its_last_refresh_names_silvers_newest_version
     assert not gold_refresh_check(silver, {}).ok  # never refreshed
     no_products = {"silver_products_version": None, "silver_categories_version": 3}
     assert gold_refresh_check(no_products, {}).ok  # no gold before silver has a product
+
+
+def test_a_product_named_after_another_version_of_its_category_diverges_and_is_named(spark) -> None:
+    categories = spark.createDataFrame([(7, "New")], "id long, category_name string")
+    products = spark.createDataFrame(
+        [("B1", 7, "New"), ("B2", 7, "Old"), ("B3", 8, None), ("B4", 8, "Gone")],
+        "asin string, category_id long, category_name string",
+    )
+
+    check = category_names_check(products, categories)
+
+    assert (check.left, check.right, check.ok) == (4, 2, False)
+    assert sorted(check.differing) == ["B2: 'Old', not 'New'", "B4: 'Gone', not None"]
+    assert category_names_check(products.where("asin IN ('B1', 'B3')"), categories).ok
