@@ -120,12 +120,15 @@ def replace_if_older(document: Mapping[str, Any]) -> ReplaceOne:
 
 def renames_products(stored: Mapping[str, Any] | None, category: Mapping[str, Any]) -> bool:
     """Whether writing `category` changes the name its products are served with: it is new, or renamed by a
-    version `guarded_replace` lets replace the `stored` one (not an older version read later)."""
+    version `guarded_replace` lets replace the `stored` one (not an older version read later). MongoDB's
+    `$lte` matches only a stored `_v` of the same type, so a missing or differently typed one renames
+    nothing either (the guard refuses that write as stale)."""
     if stored is None:
         return True
     if stored.get("category_name") == category.get("category_name"):
         return False
-    return "_v" not in stored or stored["_v"] <= category["_v"]
+    stored_version = stored.get("_v")
+    return type(stored_version) is type(category["_v"]) and stored_version <= category["_v"]
 
 
 def replace_by_id(document: Mapping[str, Any]) -> ReplaceOne:

@@ -19,6 +19,8 @@ NEW = {"_id": 7, "category_name": "New", "_v": "0002"}
         ({"_id": 7, "category_name": "New", "_v": "0001"}, False),  # a newer version, the same name
         ({"_id": 7, "category_name": "Newest", "_v": "0003"}, False),  # an older version read later
         ({"_id": 7, "category_name": "Other", "_v": "0002"}, True),  # the same version again (a replay)
+        ({"_id": 7, "category_name": "Old"}, False),  # no version: the guard's `$lte` cannot match it
+        ({"_id": 7, "category_name": "Old", "_v": 1}, False),  # a number (an earlier release's offset): neither
     ],
 )
 def test_only_a_version_the_guard_lets_in_renames_products(stored: dict[str, Any] | None, renames: bool) -> None:
