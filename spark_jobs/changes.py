@@ -15,7 +15,8 @@ def touched_products(
     spark: SparkSession, tables: lake.LakeTables, categories: DataFrame, products: DataFrame
 ) -> DataFrame:
     """Before the MERGEs: the asins (one column, `asin`, persisted) whose silver row this batch changes: its
-    valid `products`, and the products of the valid `categories` whose name it changes."""
+    valid `products`, and the products of the valid `categories` whose name it changes (or, replayed, may
+    have changed: `renamed_category_ids`)."""
     silver = lake.read_if_exists(spark, tables.silver_products)
     if silver is None:
         return products.select("asin").persist()
@@ -26,13 +27,17 @@ def touched_products(
 
 
 def renamed_category_ids(categories: DataFrame, known: DataFrame | None) -> list[int]:
-    """The ids of `categories` (rows `id`, `category_name`) that are new or named otherwise in `known` (silver
-    categories before the batch, None when there are none yet)."""
-    renamed = categories.select(F.col("id").alias("category_id"), "category_name")
+    """The ids of `categories` (rows `id`, `category_name`, `_v`) that are new or named otherwise in `known`
+    (silver categories before the batch, None when there are none yet), or whose very version `known` holds
+    already: this batch replayed after a crash (or re-read), whose first run may have renamed the products
+    in silver without publishing them, so they are rewritten and published again."""
+    renamed = categories.select(F.col("id").alias("category_id"), "category_name", "_v")
     if known is not None:
-        before = known.select(F.col("id").alias("category_id"), F.col("category_name").alias("old_name"))
+        before = known.select(
+            F.col("id").alias("category_id"), F.col("category_name").alias("old_name"), F.col("_v").alias("old_v")
+        )
         renamed = renamed.join(before, "category_id", how="left").where(
-            F.col("old_name").isNull() | (F.col("old_name") != F.col("category_name"))
+            F.col("old_name").isNull() | (F.col("old_name") != F.col("category_name")) | (F.col("old_v") == F.col("_v"))
         )
     return [row["category_id"] for row in renamed.select("category_id").collect()]
 
