@@ -53,11 +53,14 @@ API_PORT = 18130  # not started: run_settings wants one
 KAFKA_SOURCE_SCHEMA = "topic string, partition int, offset long, timestamp timestamp, key binary, value binary"
 
 
-def kafka_batch(spark: SparkSession, config: Settings, rows: Sequence[dict[str, object]]) -> DataFrame:
-    """Product rows -> bronze rows of the product topic, as the streaming job would read them now."""
+def kafka_batch(
+    spark: SparkSession, config: Settings, rows: Sequence[dict[str, object]], topic: str = "", key: str = "asin"
+) -> DataFrame:
+    """Rows -> bronze rows of `topic` (the product topic unless given), keyed by their `key` field, as the
+    streaming job would read them now."""
     now = datetime.now(UTC)
     records = [
-        (config.kafka_topic_products, 0, offset, now, str(row["asin"]).encode(), json.dumps(row).encode())
+        (topic or config.kafka_topic_products, 0, offset, now, str(row[key]).encode(), json.dumps(row).encode())
         for offset, row in enumerate(rows)
     ]
     return transforms.to_bronze(spark.createDataFrame(records, KAFKA_SOURCE_SCHEMA))

@@ -19,16 +19,14 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, SparkSession
 
-from bench.batch_cost import KAFKA_SOURCE_SCHEMA
+from bench.batch_cost import kafka_batch
 from bench.runs import infrastructure, run_settings
 from dataset.generate import category_rows, price_updates, product_rows
 from lakehouse.mongo import mongo_client
 from lakehouse.settings import Settings
-from spark_jobs import transforms
 from spark_jobs.pipeline import IngestPipeline, Steps
 from spark_jobs.session import build_spark
 from stack.services import LocalStack
@@ -46,19 +44,10 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
-def kafka_batch(spark: SparkSession, topic: str, rows: list[dict[str, object]], key: str) -> DataFrame:
-    now = datetime.now(UTC)
-    records = [
-        (topic, 0, offset, now, str(row[key]).encode(), json.dumps(row).encode()) for offset, row in enumerate(rows)
-    ]
-    return transforms.to_bronze(spark.createDataFrame(records, KAFKA_SOURCE_SCHEMA))
-
-
 def batches(config: Settings, spark: SparkSession, count: int, rows: int) -> list[DataFrame]:
-    categories = kafka_batch(spark, config.kafka_topic_categories, category_rows(CATEGORIES), "id")
-    first = kafka_batch(spark, config.kafka_topic_products, list(product_rows(rows, CATEGORIES, SEED)), "asin")
-    updates = price_updates(rows, CATEGORIES, SEED, rows, days=count - 1)
-    later = [kafka_batch(spark, config.kafka_topic_products, day, "asin") for day in updates]
+    categories = kafka_batch(spark, config, category_rows(CATEGORIES), config.kafka_topic_categories, "id")
+    first = kafka_batch(spark, config, list(product_rows(rows, CATEGORIES, SEED)))
+    later = [kafka_batch(spark, config, day) for day in price_updates(rows, CATEGORIES, SEED, rows, days=count - 1)]
     return [categories.unionByName(first), *later]
 
 

@@ -139,9 +139,7 @@ class Layers:
         # Only the columns the checks read, for the tables that may be absent.
         return cls(
             bronze=table(tables.bronze, transforms.to_bronze(spark.createDataFrame([], KAFKA_SOURCE_SCHEMA))),
-            silver_products=table(
-                tables.silver_products, "asin string, _v string, category_id long, category_name string"
-            ),
+            silver_products=table(tables.silver_products, SILVER_PRODUCT_KEYS),
             silver_categories=table(tables.silver_categories, "id long, _v string, category_name string"),
             price_history=table(tables.price_history, PRICE_HISTORY_KEYS),
             quarantine=table(tables.quarantine, QUARANTINE_KEYS),
